@@ -1,0 +1,73 @@
+"""Parameters of the evaluate workload, and how a flat trial dict splits into its parts.
+
+A trial's flat parameters are shared out between three dataclasses: the common ones
+below, the chosen task's and the chosen technique's. So ``window_size`` is only accepted
+where the technique defines it, and never multiplies the trials of other techniques.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from evaluators.kvcache import TECHNIQUES, KVTechnique
+from evaluators.models import describe_problem
+from evaluators.tasks import TASKS, Task
+
+
+@dataclass
+class EvaluateConfig:
+    """What to evaluate and how: the model, task and technique by name, and decoding settings."""
+
+    model: str
+    task: str
+    technique: str = "baseline"
+    chat_template: Literal["auto", "on", "off"] = "auto"
+    samples: int = 10
+    seed: int = 0
+    max_new_tokens: int | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    query_aware: bool = True
+    hf_token: str | None = None
+
+    def check(self) -> list[tuple]:
+        problems: list[tuple] = []
+        if self.task not in TASKS:
+            problems.append(("task", "unknown task", sorted(TASKS)))
+        if self.technique not in TECHNIQUES:
+            problems.append(("technique", "unknown technique", sorted(TECHNIQUES)))
+        if self.samples < 1:
+            problems.append(("samples", f"must be at least 1, got {self.samples}"))
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            problems.append(("max_new_tokens", f"must be at least 1, got {self.max_new_tokens}"))
+        problem = describe_problem(self.model)
+        if problem:
+            problems.append(("model", problem))
+        return problems
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def schemas(params: Mapping[str, object]) -> list[type]:
+    """The dataclasses that apply to these params: common, then task, then technique."""
+    parts: list[type] = [EvaluateConfig]
+    task = TASKS.get(str(params.get("task")))
+    technique = TECHNIQUES.get(str(params.get("technique", "baseline")))
+    if task is not None:
+        parts.append(task)
+    if technique is not None:
+        parts.append(technique)
+    return parts
+
+
+def split(params: Mapping[str, object]) -> tuple[EvaluateConfig, Task, KVTechnique]:
+    """Build the three parts from already-validated flat params (inside a trial)."""
+    config = EvaluateConfig(**{k: v for k, v in params.items() if k in _names(EvaluateConfig)})
+    task_cls = TASKS[config.task]
+    technique_cls = TECHNIQUES[config.technique]
+    task = task_cls(**{k: v for k, v in params.items() if k in _names(task_cls)})
+    technique = technique_cls(**{k: v for k, v in params.items() if k in _names(technique_cls)})
+    return config, task, technique

@@ -1,0 +1,98 @@
+"""The KV-cache technique interface: one dataclass per method, registered by name.
+
+A technique sees one layer at a time, right after that layer has attended over the whole
+compressible prompt, and says which cached tokens each KV head keeps. Layers are
+independent once their own attention has run, so compressing layer by layer during
+prefill gives the same cache as compressing after it, at a lower memory peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+TECHNIQUES: dict[str, type[KVTechnique]] = {}
+
+
+def register(cls: type[KVTechnique]) -> type[KVTechnique]:
+    """Class decorator: make a technique available under its ``name``."""
+    if cls.name in TECHNIQUES:
+        raise ValueError(f"technique {cls.name!r} is registered twice")
+    TECHNIQUES[cls.name] = cls
+    return cls
+
+
+@dataclass
+class LayerView:
+    """What a technique may look at for one layer of one prompt.
+
+    ``queries`` are the post-RoPE queries of the compressible tokens
+    ``[batch, q_heads, tokens, head_dim]``; ``keys``/``values`` the layer's cache
+    ``[batch, kv_heads, tokens, head_dim]`` (post-RoPE keys, as transformers caches them).
+    """
+
+    layer_idx: int
+    num_layers: int
+    queries: torch.Tensor
+    keys: torch.Tensor
+    values: torch.Tensor
+    scaling: float
+
+    @property
+    def length(self) -> int:
+        return self.keys.shape[-2]
+
+    @property
+    def groups(self) -> int:
+        """Query heads per KV head (GQA)."""
+        return self.queries.shape[1] // self.keys.shape[1]
+
+
+@dataclass
+class KVTechnique:
+    """Base of all techniques: the full cache (no compression)."""
+
+    name: ClassVar[str] = ""
+    #: parameters that label a trial in run names, with their short prefixes
+    label_fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def keep(self, view: LayerView) -> torch.Tensor | None:
+        """Indices ``[batch, kv_heads, kept]`` of cached tokens to keep, ascending; None keeps all."""
+        return None
+
+    def check(self) -> list[tuple[str, str]]:
+        """Cross-field rules, as ``(field, message)`` pairs; empty when valid."""
+        return []
+
+    def label(self) -> str:
+        """A short readable label such as ``snapkv w32 c256 maxpool``."""
+        parts = [self.name]
+        for field_name, prefix in self.label_fields:
+            value = getattr(self, field_name)
+            parts.append(f"{prefix}{value}" if prefix else str(value))
+        return " ".join(parts)
+
+
+def positions(indices: torch.Tensor, batch: int, heads: int) -> torch.Tensor:
+    """Broadcast a 1-D index list to ``[batch, heads, n]`` (same tokens for every head)."""
+    return indices.view(1, 1, -1).expand(batch, heads, -1)
+
+
+def window_attention(view: LayerView, window: int) -> torch.Tensor:
+    """Softmax attention of the last ``window`` queries over all keys, averaged over each GQA group.
+
+    Returns ``[batch, kv_heads, window, tokens]`` in float32. The window's queries are causal
+    among themselves: query ``i`` of the window sees keys up to its own position.
+    """
+    batch, kv_heads, length, dim = view.keys.shape
+    groups = view.groups
+    q = view.queries[:, :, -window:, :].float()
+    q = q.reshape(batch, kv_heads, groups * window, dim)  # query heads of one KV head share its keys
+    logits = torch.matmul(q, view.keys.float().transpose(-1, -2)) * view.scaling
+    logits = logits.view(batch, kv_heads, groups, window, length)
+    query_pos = torch.arange(length - window, length, device=logits.device).view(window, 1)
+    key_pos = torch.arange(length, device=logits.device).view(1, length)
+    logits = logits.masked_fill(key_pos > query_pos, float("-inf"))
+    return torch.softmax(logits, dim=-1).mean(dim=2)

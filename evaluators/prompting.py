@@ -1,0 +1,80 @@
+"""Rendering samples into token ids under the chat-template policy.
+
+``auto`` applies the tokenizer's template when it has one; ``on`` requires one; ``off``
+sends plain text, which is allowed but flagged for chat models — a reasoning model run
+without its template produced nonsense for weeks in one of the studies this platform
+serves. The context and the question are tokenized separately so the boundary between
+the compressible part and the question is exact, and identical whether or not the
+question is compressed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from evaluators.tasks.base import Sample
+
+
+class ChatTemplateError(ValueError):
+    """``chat_template: on`` for a tokenizer that has none."""
+
+
+@dataclass
+class Rendered:
+    ids: list[int]
+    question_start: int
+
+
+class PromptRenderer:
+    """Turns samples into prompt token ids for one tokenizer and template policy."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, policy: str = "auto"):
+        self.tokenizer = tokenizer
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        if policy == "on" and not self.has_template:
+            raise ChatTemplateError(
+                "chat_template is 'on' but this tokenizer has no chat template; use 'auto' or 'off'"
+            )
+        self.applied = policy == "on" or (policy == "auto" and self.has_template)
+        #: turning the template off for a model that has one is allowed, but the run is flagged
+        self.off_for_chat_model = policy == "off" and self.has_template
+        self._specials = self._leading_specials()
+
+    def _leading_specials(self) -> list[int]:
+        """Tokens the tokenizer puts in front of text on its own (BOS for most models)."""
+        with_specials = self.tokenizer("a", add_special_tokens=True)["input_ids"]
+        without = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        return (
+            with_specials[: len(with_specials) - len(without)]
+            if with_specials[-len(without) :] == without
+            else []
+        )
+
+    def texts(self, context: str, question: str, answer_prefix: str) -> tuple[str, str]:
+        """The prompt as (compressible context part, question part) strings."""
+        if not self.applied:
+            return context, f"\n\n{question}\n{answer_prefix}".rstrip(" ")
+        user = f"{context}\n\n{question}" if context else question
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+        )
+        split = text.find(user) + len(context)
+        return text[:split], text[split:] + answer_prefix
+
+    def _encode(self, head: str, tail: str) -> tuple[list[int], int]:
+        ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
+        bos = self.tokenizer.bos_token
+        if self._specials and not (bos and head.startswith(bos)):
+            ids = self._specials + ids
+        split = len(ids)
+        return ids + self.tokenizer(tail, add_special_tokens=False)["input_ids"], split
+
+    def render(self, sample: Sample) -> Rendered:
+        ids, split = self._encode(*self.texts(sample.context, sample.question, sample.answer_prefix))
+        return Rendered(ids, split)
+
+    def length(self, context: str, question: str, answer_prefix: str) -> int:
+        """Token count of the rendered prompt, for tasks that size contexts to a target length."""
+        return len(self._encode(*self.texts(context, question, answer_prefix))[0])

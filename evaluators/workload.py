@@ -1,0 +1,49 @@
+"""The ``evaluate`` workload as the sweep core sees it (entry point ``sweeps.workloads``)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import fields
+
+from evaluators import config
+from evaluators.kvcache import TECHNIQUES
+from evaluators.tasks import TASKS
+
+#: parameters the technique label and task name already show (with the technique's own fields)
+_SHOWN = {"technique", "task"}
+
+
+class EvaluateWorkload:
+    """Prefill, compress the KV cache, decode and score, for every cell of the grid."""
+
+    name = "evaluate"
+    description = "Long-context evaluation of KV-cache techniques: prefill, compress, decode, score."
+    literal_keys: frozenset[str] = frozenset()
+    key_metrics = ("score", "empty_rate", "kv_cache_mb", "seconds_per_sample")
+    reuse_actors = True
+
+    def schemas(self, params: Mapping[str, object]) -> list[type]:
+        return config.schemas(params)
+
+    def trainable(self):
+        from evaluators.trainable import EvaluateTrainable
+
+        return EvaluateTrainable
+
+    def resources(self, params: Mapping[str, object], cpu: float, gpu: float) -> dict[str, float]:
+        return {"cpu": cpu, "gpu": gpu}
+
+    def run_name(self, params: Mapping[str, object], varying: Collection[str]) -> str:
+        """E.g. ``snapkv w32 c256 maxpool · passkey``, plus any other varying parameter."""
+        _, task, technique = config.split(params)
+        shown = _SHOWN | {f.name for f in fields(technique)}
+        extra = [f"{k}={_short(params[k])}" for k in sorted(varying) if k not in shown and k in params]
+        return " · ".join([technique.label(), " ".join([task.label(), *extra])])
+
+    def catalog(self) -> Mapping[str, Mapping[str, type]]:
+        return {"techniques": dict(TECHNIQUES), "tasks": dict(TASKS)}
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text.rsplit("/", 1)[-1] if "/" in text else text

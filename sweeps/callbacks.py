@@ -1,0 +1,200 @@
+"""The driver's Tune callback: mirrors trials to MLflow and shows progress as they finish.
+
+A tracking failure (server down, disk full) never takes the sweep down: it is reported
+once per trial, and the result in storage is mirrored again at the next launch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ray.tune import Callback
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sweeps.store import COMPLETED_STATUS, SweepStore
+from sweeps.tracking import Tracker
+from sweeps.trial import split_result
+
+log = logging.getLogger(__name__)
+
+
+def trial_key(trial: Any) -> str:
+    return trial.config["trial"]["context"]["key"]
+
+
+def format_metrics(metrics: Mapping[str, float], names: tuple[str, ...]) -> str:
+    return "  ".join(f"{n}={metrics[n]:.3g}" for n in names if n in metrics)
+
+
+class SweepCallback(Callback):
+    """Keeps MLflow and the console in step with Tune's trial events."""
+
+    def __init__(
+        self,
+        store: SweepStore,
+        tracker: Tracker,
+        names: Mapping[str, str],
+        params: Mapping[str, Mapping[str, Any]],
+        workload: str,
+        key_metrics: tuple[str, ...],
+        total: int,
+        console: Console,
+        failed_record: Callable[[str, str], dict],
+    ):
+        self.store = store
+        self.tracker = tracker
+        self.names = names
+        self.params = params
+        self.workload = workload
+        self.key_metrics = key_metrics
+        self.console = console
+        self.failed_record = failed_record
+        self.run_ids: dict[str, str] = {}
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[running]}"),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("trials", total=total, running="")
+        self.running: set[str] = set()
+
+    def __getstate__(self) -> dict:
+        # Tune pickles callbacks into its experiment state only for Tuner.restore, which the
+        # platform never uses (each launch is a fresh Tune run over the pending trials). The
+        # console, progress bar and MLflow client live in this process and cannot travel.
+        return {}
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _safely(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # the sweep goes on; storage keeps the result for a later sync
+            self.console.print(f"[yellow]MLflow: could not {what} for trial {key}: {exc}[/]")
+            return None
+
+    def _show_running(self) -> None:
+        shown = ", ".join(sorted(self.names.get(k, k) for k in self.running)[:3])
+        more = f" +{len(self.running) - 3}" if len(self.running) > 3 else ""
+        self.progress.update(self.task, running=f"running: {shown}{more}" if shown else "")
+
+    def _run_id(self, key: str) -> str | None:
+        if key not in self.run_ids:
+            run_id = self._safely(
+                "open the run",
+                key,
+                lambda: self.tracker.child(
+                    key, self.names.get(key, key), self.params.get(key, {}), self.workload
+                ),
+            )
+            if run_id:
+                self.run_ids[key] = run_id
+        return self.run_ids.get(key)
+
+    def _finish(self, key: str) -> None:
+        record = self.store.result(key)
+        if record is None:
+            return
+        self.running.discard(key)
+        run_id = self._run_id(key)
+        if run_id:
+            self._safely(
+                "record the result",
+                key,
+                lambda: self.tracker.finish(run_id, record, self.store.trial_dir(key)),
+            )
+        name = self.names.get(key, key)
+        if record.get("status") == COMPLETED_STATUS:
+            metrics = format_metrics(record.get("metrics") or {}, self.key_metrics)
+            self.console.print(
+                f"[green]✓[/] {name}  [dim]{key}[/]  {metrics}  [dim]{record['duration_s']:.1f}s[/]"
+            )
+        else:
+            message = (record.get("error") or {}).get("message", "failed").splitlines()[0][:160]
+            self.console.print(f"[red]✗[/] {name}  [dim]{key}[/]  [red]{message}[/]")
+        self.progress.advance(self.task)
+        self._show_running()
+
+    # -- Tune events ----------------------------------------------------------------------------
+    def setup(self, **info: Any) -> None:
+        self.progress.start()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = trial_key(trial)
+        self.running.add(key)
+        self._run_id(key)
+        self._show_running()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        key = trial_key(trial)
+        run_id = self._run_id(key)
+        if run_id:
+            metrics, _ = split_result({k: v for k, v in result.items() if k not in _TUNE_KEYS})
+            step = int(result.get("training_iteration", 0))
+            self._safely("log progress", key, lambda: self.tracker.log_metrics(run_id, metrics, step))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial_key(trial))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = trial_key(trial)
+        record = self.store.result(key)
+        if record is None or record.get("status") == COMPLETED_STATUS:
+            # The worker died without writing (killed, out of memory): record Ray's reason.
+            self.failed_record(key, _error_text(trial))
+        self._finish(key)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = trial_key(trial)
+        self.console.print(f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  retrying after an error")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.progress.stop()
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+_TUNE_KEYS = {
+    "training_iteration",
+    "time_this_iter_s",
+    "time_total_s",
+    "timestamp",
+    "time_since_restore",
+    "iterations_since_restore",
+    "timesteps_total",
+    "episodes_total",
+    "timesteps_since_restore",
+    "pid",
+    "node_ip",
+    "hostname",
+    "date",
+    "experiment_id",
+    "trial_id",
+    "done",
+    "config",
+    "should_checkpoint",
+    "checkpoint_dir_name",
+    "experiment_tag",
+}
+
+
+def _error_text(trial: Any) -> str:
+    for attr in ("error_msg",):
+        text = getattr(trial, attr, None)
+        if text:
+            return str(text)
+    path = getattr(trial, "error_file", None)
+    if path:
+        try:
+            with open(path) as handle:
+                return handle.read()[-4000:]
+        except OSError:
+            pass
+    return "the trial's worker died without reporting an error"

@@ -1,0 +1,265 @@
+"""The ``sweeps`` command line: plan, launch, resume, status, export, ui, list."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sweeps import spec as spec_module
+from sweeps.errors import FieldError, SpecError, bad_choice
+from sweeps.plan import Plan, make_plan
+from sweeps.report import counts_line, metric_names, plan_table, state_table
+from sweeps.store import SweepStore
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
+)
+console = Console()
+err_console = Console(stderr=True)
+
+STORAGE_HELP = "Storage folder that holds the sweep (as in the sweep file's `storage`)."
+SET_HELP = "Override any key of the sweep file, e.g. --set fixed.samples=4 or --set grid.task=[passkey]."
+DEFAULT_STORAGE = os.environ.get("SWEEPS_STORAGE", "./runs")
+
+
+def _load_plan(file: Path, overrides: list[str]) -> tuple[Plan, dict]:
+    spec, raw = spec_module.load(file, overrides)
+    try:
+        return make_plan(spec), raw
+    except SpecError as exc:
+        raise SpecError(exc.errors, str(file)) from None
+
+
+def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
+    """A sweep by name (under ``storage``) or by its sweep file; returns its store and storage root."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        spec, _ = spec_module.load(path)
+        return SweepStore(spec.sweep_dir), spec.storage_path
+    root = Path(storage).expanduser().resolve()
+    store = SweepStore(root / ref)
+    if not store.spec_path().is_file():
+        known = (
+            sorted(p.parent.name for p in root.glob(f"*/{store.spec_path().name}")) if root.is_dir() else []
+        )
+        if known:
+            raise SpecError([bad_choice("sweep", ref, known)], str(root))
+        raise SpecError(
+            [
+                FieldError(
+                    "sweep",
+                    f"no sweep named {ref!r} under {root}",
+                    ref,
+                    hint="pass --storage, or the sweep file itself",
+                )
+            ]
+        )
+    return store, root
+
+
+def _plan_rows(plan: Plan) -> list[dict]:
+    return [{"key": t.key, "name": plan.run_name(t), "params": t.config} for t in plan.trials]
+
+
+@app.command()
+def plan(file: Path, set_: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
+    """Print the trials of a sweep file (key and varying parameters) without running anything."""
+    sweep, _ = _load_plan(file, set_)
+    spec = sweep.spec
+    store = SweepStore(spec.sweep_dir)
+    done = sum(store.is_done(t.key) for t in sweep.trials)
+    console.print(plan_table(f"{spec.name} · {spec.workload}", _plan_rows(sweep)))
+    extra = f", {sweep.duplicates} duplicate cell(s) collapsed" if sweep.duplicates else ""
+    stored = f"; {done} already completed in {store.root}" if done else ""
+    console.print(f"[bold]{len(sweep.trials)} trial(s)[/]{extra}{stored}")
+
+
+def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
+    from sweeps.runner import launch as run_launch
+
+    spec = sweep.spec
+    console.print(
+        f"[bold]{spec.name}[/] · {len(sweep.trials)} trial(s) of [bold]{spec.workload}[/] → {spec.sweep_dir}"
+    )
+    summary = run_launch(sweep, raw, address=address, console=console, verbose=verbose)
+    store = SweepStore(spec.sweep_dir)
+    states = {t.key: store.state(t.key, False) for t in sweep.trials}
+    metrics = metric_names(states.values(), sweep.workload.key_metrics)
+    console.print(state_table(f"{spec.name} results", _plan_rows(sweep), states, metrics))
+    console.print(
+        f"{counts_line(summary.counts)}  (ran {summary.ran}, skipped {summary.skipped} already completed)"
+    )
+    if summary.failed:
+        console.print(
+            f"[red]{summary.failed} trial(s) failed[/]; details: sweeps status {spec.name} "
+            f"--storage {spec.storage}"
+        )
+    if spec.tracking:
+        console.print(f"MLflow: {summary.runs_url}")
+    else:
+        console.print(
+            f"MLflow UI: [bold]sweeps ui {spec.name} --storage {spec.storage}[/], "
+            f"then open {summary.runs_url}"
+        )
+    if summary.counts.get("pending"):
+        console.print(
+            f"Unfinished trials remain: [bold]sweeps resume {spec.name} --storage {spec.storage}[/]"
+        )
+    if summary.failed or summary.counts.get("pending"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def launch(
+    file: Path,
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the workers' own logs."),
+) -> None:
+    """Run every trial of a sweep file that has not completed yet, tracked in MLflow."""
+    sweep, raw = _load_plan(file, set_)
+    _launch(sweep, raw, address, verbose)
+
+
+@app.command()
+def resume(
+    name: str,
+    storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),
+    address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the workers' own logs."),
+) -> None:
+    """Continue an interrupted sweep from storage: only trials that have not completed run."""
+    store, _ = _locate(name, storage)
+    sweep, raw = _load_plan(store.spec_path(), [])
+    _launch(sweep, raw, address, verbose)
+
+
+@app.command()
+def status(name: str, storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP)) -> None:
+    """Show every trial of a sweep: done / running / failed / pending, key metrics, failure reasons."""
+    store, _ = _locate(name, storage)
+    from sweeps import registry
+
+    rows = store.plan()
+    alive = store.launcher_alive()
+    states = {r["key"]: store.state(r["key"], alive) for r in rows}
+    workload = registry.get(spec_module.load(store.spec_path())[0].workload)
+    metrics = metric_names(states.values(), workload.key_metrics)
+    console.print(state_table(f"{store.root.name}", rows, states, metrics))
+    from collections import Counter
+
+    console.print(counts_line(Counter(s.status for s in states.values())))
+
+
+@app.command()
+def export(
+    name: str,
+    format: str = typer.Option("csv", "--format", "-f", help="csv or parquet."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output file (default: <sweep>.<format>)."),
+    storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),
+) -> None:
+    """Write one row per trial (key, status, every parameter, every metric) to CSV or Parquet."""
+    from sweeps.export import FORMATS
+    from sweeps.export import export as write
+
+    if format not in FORMATS:
+        raise SpecError([bad_choice("--format", format, FORMATS)])
+    store, _ = _locate(name, storage)
+    output = output or Path(f"{store.root.name}.{format}")
+    count = write(store, format, output)
+    console.print(f"Wrote {count} row(s) to {output}")
+
+
+@app.command()
+def ui(
+    name: str,
+    storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(5000, help="Port to listen on."),
+) -> None:
+    """Serve the MLflow UI on the sweep's embedded store and point at its runs table."""
+    from sweeps.tracking import Tracker
+    from sweeps.ui import serve
+
+    store, root = _locate(name, storage)
+    spec, _ = spec_module.load(store.spec_path())
+    tracker = Tracker(spec.tracking, root, spec.experiment_name, spec.name)
+    if spec.tracking:
+        console.print(f"This sweep tracks to a server: open {tracker.runs_url()}")
+        return
+    console.print(
+        f"MLflow UI on {root}: open [bold]{tracker.runs_url(f'http://{host}:{port}')}[/]  (Ctrl-C stops)"
+    )
+    raise typer.Exit(serve(root, host, port))
+
+
+@app.command("list")
+def list_(
+    what: str = typer.Argument("workloads", help="workloads, or a part a workload offers: techniques, tasks"),
+) -> None:
+    """Show what is registered: workloads, and their techniques and tasks with parameters."""
+    from sweeps import registry
+
+    workloads = {name: registry.get(name) for name in sorted(registry.available())}
+    if what == "workloads":
+        table = Table(title="workloads", title_justify="left")
+        for column in ("name", "description", "offers"):
+            table.add_column(column)
+        for name, workload in workloads.items():
+            table.add_row(name, workload.description, ", ".join(workload.catalog()))
+        console.print(table)
+        return
+    sections = {s: parts for w in workloads.values() for s, parts in w.catalog().items()}
+    if what not in sections:
+        raise SpecError([bad_choice("list", what, ["workloads", *sorted(sections)])])
+    table = Table(title=what, title_justify="left")
+    for column in ("name", "parameters", "description"):
+        table.add_column(column)
+    for name, cls in sorted(sections[what].items()):
+        table.add_row(name, _describe_fields(cls), (cls.__doc__ or "").strip().splitlines()[0])
+    console.print(table)
+
+
+def _describe_fields(cls: type) -> str:
+    if not dataclasses.is_dataclass(cls):
+        return ""
+    out = []
+    for f in dataclasses.fields(cls):
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
+        )
+        out.append(f"{f.name}={default}")
+    return ", ".join(out)
+
+
+def main() -> None:
+    """Entry point: bad input exits with code 2 and a list of problems, before any work starts."""
+    try:
+        code = app(standalone_mode=False)
+    except SpecError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

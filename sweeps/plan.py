@@ -1,0 +1,102 @@
+"""From a validated sweep spec to the list of trials, each with its stable key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sweeps import registry
+from sweeps.errors import FieldError, SpecError
+from sweeps.grid import expand
+from sweeps.secrets import is_secret
+from sweeps.spec import SweepSpec
+from sweeps.validation import validate_params
+from sweeps.workload import Workload
+
+KEY_LENGTH = 10
+
+
+def canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def trial_key(workload: str, params: Mapping[str, object]) -> str:
+    """Short stable hash of a trial's canonical config; secrets never enter it."""
+    public = {k: v for k, v in params.items() if not is_secret(k)}
+    digest = hashlib.sha256(canonical_json({"workload": workload, "params": public}).encode()).hexdigest()
+    return digest[:KEY_LENGTH]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One cell of the grid after validation.
+
+    ``params`` is the canonical form (defaults dropped) that the key hashes; ``config`` the
+    full effective configuration that the trial runs with and that tables and MLflow show.
+    """
+
+    key: str
+    params: dict[str, object]
+    config: dict[str, object]
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class Plan:
+    """The trials of a sweep in grid order, and which parameters vary between them."""
+
+    spec: SweepSpec
+    workload: Workload
+    trials: list[Trial]
+    varying: list[str]
+    duplicates: int = 0
+
+    def run_name(self, trial: Trial) -> str:
+        return self.workload.run_name(trial.config, self.varying)
+
+    def by_key(self) -> dict[str, Trial]:
+        return {t.key: t for t in self.trials}
+
+
+def varying_keys(trials: list[Trial]) -> list[str]:
+    """Parameters whose effective value differs between trials (not applying counts as a value)."""
+    keys: list[str] = []
+    seen: set[str] = set()
+    for trial in trials:
+        for k in trial.config:
+            if k not in seen:
+                seen.add(k)
+                keys.append(k)
+    return [
+        k
+        for k in keys
+        if len({canonical_json(t.config[k]) if k in t.config else "<n/a>" for t in trials}) > 1
+    ]
+
+
+def make_plan(spec: SweepSpec) -> Plan:
+    """Expand and validate every trial; raise one SpecError listing every problem found."""
+    workload = registry.get(spec.workload)
+    cells = expand(spec.fixed, spec.grid, workload.literal_keys)
+    errors: list[FieldError] = []
+    trials: dict[str, Trial] = {}
+    duplicates = 0
+    for cell in cells:
+        try:
+            config, params = validate_params(workload.schemas(cell.params), cell.params, cell.sources)
+        except SpecError as exc:
+            errors += exc.errors
+            continue
+        key = trial_key(workload.name, params)
+        if key in trials:
+            duplicates += 1
+            continue
+        trials[key] = Trial(key=key, params=params, config=config, sources=cell.sources)
+    if errors:
+        raise SpecError(errors)
+    ordered = list(trials.values())
+    return Plan(
+        spec=spec, workload=workload, trials=ordered, varying=varying_keys(ordered), duplicates=duplicates
+    )

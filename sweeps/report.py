@@ -1,0 +1,72 @@
+"""Tables for the terminal: the plan before a launch, and trial states during and after."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+from rich.table import Table
+
+from sweeps.store import DONE, FAILED, PENDING, RUNNING, TrialState
+
+STYLE = {DONE: "green", RUNNING: "cyan", FAILED: "red", PENDING: "dim"}
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def plan_table(title: str, rows: Sequence[Mapping]) -> Table:
+    """Trial key and readable name (which spells out the parameters that vary)."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("trial")
+    for i, row in enumerate(rows, 1):
+        table.add_row(str(i), row["key"], row["name"])
+    return table
+
+
+def state_table(
+    title: str, plan_rows: Sequence[Mapping], states: Mapping[str, TrialState], metrics: Sequence[str]
+) -> Table:
+    """One row per trial: key, name, status, key metrics and why it failed or stopped."""
+    notes = {k: s.note.splitlines()[0][:200] for k, s in states.items() if s.note}
+    table = Table(title=title, title_justify="left")
+    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("trial", min_width=18)
+    table.add_column("status", no_wrap=True)
+    for name in metrics:
+        table.add_column(name, justify="right")
+    if notes:
+        table.add_column("note", overflow="fold", max_width=60)
+    for row in plan_rows:
+        state = states[row["key"]]
+        values = ((state.result or {}).get("metrics") or {}) if state.status == DONE else {}
+        cells = [
+            row["key"],
+            row["name"],
+            f"[{STYLE[state.status]}]{state.status}[/]",
+            *[_cell(values.get(m)) for m in metrics],
+        ]
+        table.add_row(*cells, *([notes.get(row["key"], "")] if notes else []))
+    return table
+
+
+def counts_line(counts: Counter | Mapping[str, int]) -> str:
+    parts = [
+        f"[{STYLE[s]}]{counts.get(s, 0)} {s}[/]" for s in (DONE, RUNNING, FAILED, PENDING) if counts.get(s, 0)
+    ]
+    return ", ".join(parts) or "no trials"
+
+
+def metric_names(states: Iterable[TrialState], preferred: Sequence[str]) -> list[str]:
+    """Preferred metrics first (those that occur), for tables that must stay narrow."""
+    seen: set[str] = set()
+    for state in states:
+        seen.update(((state.result or {}).get("metrics") or {}).keys())
+    return [m for m in preferred if m in seen]

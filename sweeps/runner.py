@@ -1,0 +1,289 @@
+"""Launching a sweep on Ray Tune: what is left of the plan runs, everything else is skipped.
+
+Each launch is a fresh Tune run over the trials that have not completed, not a restore
+of Tune's own state: so the same code path serves a first launch, a relaunch after the
+grid grew, and a resume after the launcher was killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from sweeps.errors import FieldError, SpecError
+from sweeps.plan import Plan, Trial
+from sweeps.store import DONE, FAILED, PENDING, SweepStore
+from sweeps.tracking import Tracker
+from sweeps.versions import versions
+
+log = logging.getLogger(__name__)
+
+# Tune's newer console reporter prints every trial error with a path into /tmp/ray even at
+# verbose=0; the sweep callback already reports each failure with its reason, so use the
+# reporter that honours verbose=0.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+@dataclass
+class LaunchSummary:
+    """What a launch did, for the CLI's closing table and exit code."""
+
+    counts: Counter = field(default_factory=Counter)
+    skipped: int = 0
+    ran: int = 0
+    runs_url: str = ""
+    tracking_uri: str = ""
+
+    @property
+    def failed(self) -> int:
+        return self.counts[FAILED]
+
+
+def local_cpus() -> int:
+    """CPUs this process may use (cgroup/affinity aware), so a local Ray never oversubscribes."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def connect_ray(address: str | None, verbose: bool = False) -> bool:
+    """Connect to ``address``/``RAY_ADDRESS``, or start a local Ray sized to this machine.
+
+    Returns whether this call started Ray (and so should shut it down).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": verbose}
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(num_cpus=local_cpus(), include_dashboard=False, object_store_memory=512 * 1024**2, **common)
+    return True
+
+
+def check_capacity(spec_resources: Any, local: bool) -> None:
+    """Fail before launch when no node could ever hold one trial (Tune would wait forever)."""
+    import ray
+
+    total = ray.cluster_resources()
+    have_cpu, have_gpu = total.get("CPU", 0), total.get("GPU", 0)
+    problems = []
+    if spec_resources.gpu > have_gpu:
+        problems.append(
+            FieldError(
+                "resources.gpu",
+                f"each trial asks for {spec_resources.gpu:g} GPU but the Ray cluster has {have_gpu:g}",
+                spec_resources.gpu,
+                hint="set resources: {gpu: 0} to run on CPUs, or connect to a GPU cluster with --address",
+            )
+        )
+    if spec_resources.cpu > have_cpu:
+        problems.append(
+            FieldError(
+                "resources.cpu",
+                f"each trial asks for {spec_resources.cpu:g} CPUs but the Ray cluster has {have_cpu:g}",
+                spec_resources.cpu,
+                hint=f"lower resources.cpu to at most {have_cpu:g}",
+            )
+        )
+    if problems and local:
+        raise SpecError(problems)
+    for problem in problems:  # an autoscaling cluster may still grow
+        log.warning(problem.render())
+
+
+def plan_records(plan: Plan) -> list[dict]:
+    return [{"key": t.key, "name": plan.run_name(t), "params": _public(t.config)} for t in plan.trials]
+
+
+def _public(params: dict) -> dict:
+    from sweeps.secrets import redact
+
+    return redact(params)
+
+
+def trial_config(plan: Plan, trial: Trial, store: SweepStore) -> dict:
+    return {
+        "params": trial.config,
+        "context": {
+            "sweep": plan.spec.name,
+            "key": trial.key,
+            "trial_dir": str(store.trial_dir(trial.key)),
+            "workload": plan.workload.name,
+        },
+    }
+
+
+def failed_record_writer(store: SweepStore, plan: Plan):
+    """Records a failure the trial could not record itself (its worker died)."""
+    by_key = plan.by_key()
+
+    def write(key: str, message: str) -> dict:
+        from sweeps.trial import TrialRecorder
+
+        recorder = TrialRecorder(trial_config(plan, by_key[key], store), resume_attempt=True)
+        return recorder.fail(RuntimeError(message.strip().splitlines()[-1] if message.strip() else message))
+
+    return write
+
+
+def summarize(store: SweepStore, plan: Plan) -> Counter:
+    alive = store.launcher_alive()
+    return Counter(store.state(t.key, alive).status for t in plan.trials)
+
+
+def launch(
+    plan: Plan,
+    raw: dict,
+    *,
+    address: str | None = None,
+    console: Console | None = None,
+    verbose: bool = False,
+) -> LaunchSummary:
+    """Run every trial of ``plan`` that has not completed; mirror all of it to MLflow."""
+    console = console or Console()
+    spec = plan.spec
+    store = SweepStore(spec.sweep_dir)
+    other = store.launcher()
+    if other and store.launcher_alive() and other.get("pid") != os.getpid():
+        raise SpecError(
+            [
+                FieldError(
+                    "name",
+                    f"sweep {spec.name!r} is already being launched by pid {other['pid']} on {other['host']}",
+                    spec.name,
+                    hint="wait for it, or stop it before resuming",
+                )
+            ]
+        )
+    store.save_spec(raw)
+    store.save_plan(plan_records(plan))
+    store.mark_launch()
+    summary = LaunchSummary()
+    tracker = Tracker(spec.tracking, spec.storage_path, spec.experiment_name, spec.name)
+    summary.tracking_uri = tracker.uri
+    summary.runs_url = tracker.runs_url()
+    names = {t.key: plan.run_name(t) for t in plan.trials}
+    params = {t.key: t.config for t in plan.trials}
+    status = "FINISHED"
+    started_ray = False
+    try:
+        tracker.open_parent(plan.workload.name, raw, versions())
+        synced = tracker.sync(store, names, params, plan.workload.name)
+        if synced:
+            console.print(
+                f"[dim]MLflow: mirrored {synced} result(s) that finished while no launcher was listening[/]"
+            )
+        pending = [t for t in plan.trials if not store.is_done(t.key)]
+        summary.skipped = len(plan.trials) - len(pending)
+        if summary.skipped:
+            console.print(f"Skipping {summary.skipped} completed trial(s); {len(pending)} to run.")
+        if pending:
+            started_ray = connect_ray(address, verbose)
+            check_capacity(spec.resources, local=not (address or os.environ.get("RAY_ADDRESS")))
+            summary.ran = len(pending)
+            _run_tune(plan, pending, store, tracker, names, params, console)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        console.print("[yellow]Interrupted: finished trials are kept; `sweeps resume` runs the rest.[/]")
+    finally:
+        store.clear_launch()  # from here on, a started trial without a result was interrupted
+        summary.counts = summarize(store, plan)
+        if summary.counts[PENDING]:
+            status = "KILLED"
+        elif status == "FINISHED" and summary.counts[FAILED]:
+            status = "FAILED"
+        interrupted = [
+            t.key for t in plan.trials if store.started(t.key) and store.state(t.key, False).status == PENDING
+        ]
+        try:
+            tracker.mark_interrupted(interrupted)
+            tracker.close_parent(
+                {
+                    "total": len(plan.trials),
+                    "done": summary.counts[DONE],
+                    "failed": summary.counts[FAILED],
+                    "pending": summary.counts[PENDING],
+                },
+                status,
+            )
+        except Exception as exc:
+            console.print(f"[yellow]MLflow: could not close the sweep's run: {exc}[/]")
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return summary
+
+
+def _run_tune(
+    plan: Plan,
+    pending: list[Trial],
+    store: SweepStore,
+    tracker: Tracker,
+    names: dict,
+    params: dict,
+    console: Console,
+) -> None:
+    from ray import tune
+
+    from sweeps.callbacks import SweepCallback
+    from sweeps.trial import wrap
+
+    spec = plan.spec
+    workload = plan.workload
+    configs = [trial_config(plan, t, store) for t in pending]
+    cpu, gpu = spec.resources.cpu, spec.resources.gpu
+    trainable = tune.with_resources(
+        wrap(workload.trainable()), lambda config: workload.resources(config["trial"]["params"], cpu, gpu)
+    )
+    callback = SweepCallback(
+        store,
+        tracker,
+        names,
+        params,
+        workload.name,
+        tuple(workload.key_metrics),
+        len(pending),
+        console,
+        failed_record_writer(store, plan),
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=spec.max_concurrent,
+            reuse_actors=workload.reuse_actors,
+            trial_name_creator=lambda t: t.config["trial"]["context"]["key"],
+            trial_dirname_creator=lambda t: t.config["trial"]["context"]["key"],
+        ),
+        run_config=tune.RunConfig(
+            name=time.strftime("launch-%Y%m%d-%H%M%S"),
+            storage_path=str(store.root / "_tune"),
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            callbacks=[callback],
+            # Trials checkpoint themselves where it matters (Ray Train); an evaluation restarts.
+            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False, checkpoint_frequency=0),
+            verbose=0,
+        ),
+    )
+    # Tune logs "Trials did not complete: [...]" at ERROR after a sweep with failures; the
+    # closing table lists them with their reasons.
+    tune_logger = logging.getLogger("ray.tune.tune")
+    level = tune_logger.level
+    tune_logger.setLevel(logging.CRITICAL)
+    try:
+        tuner.fit()
+    finally:
+        tune_logger.setLevel(level)
+        callback.close()

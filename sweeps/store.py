@@ -1,0 +1,173 @@
+"""The sweep's folder in storage: the source of truth for what ran, what finished and how.
+
+Layout under ``<storage>/<sweep name>/``::
+
+    sweep.yaml         the sweep file as last launched (overrides applied); `sweeps resume` reads it
+    plan.json          every trial key with its parameters and run name, in grid order
+    launch.json        host and pid of the launching process, to tell running from interrupted
+    <key>/started.json written by the trial when it starts (attempt, host, pid, time)
+    <key>/result.json  written by the trial when it ends: config, metrics, status, error, timings, versions
+    <key>/...          the trial's artifacts (generations.jsonl, checkpoints, adapters)
+    _tune/             Ray Tune's own experiment state
+
+Every file is written atomically (temp file + rename), so a kill at any moment leaves
+either the old or the new version, never half a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RESULT = "result.json"
+STARTED = "started.json"
+SPEC = "sweep.yaml"
+PLAN = "plan.json"
+LAUNCH = "launch.json"
+
+DONE, RUNNING, FAILED, PENDING = "done", "running", "failed", "pending"
+COMPLETED_STATUS = "completed"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically replace ``path`` with ``data`` as indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def now() -> float:
+    return time.time()
+
+
+def process_alive(host: str, pid: int) -> bool | None:
+    """Whether a process lives; None when it runs on another host and cannot be checked."""
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class TrialState:
+    """What storage says about one trial."""
+
+    key: str
+    status: str
+    result: dict | None
+    started: dict | None
+    note: str = ""
+
+
+class SweepStore:
+    """Reads and writes one sweep's folder."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def trial_dir(self, key: str) -> Path:
+        return self.root / key
+
+    # -- the sweep ---------------------------------------------------------------------------
+    def save_spec(self, raw: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{SPEC}.tmp"
+        tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
+        os.replace(tmp, self.root / SPEC)
+
+    def spec_path(self) -> Path:
+        return self.root / SPEC
+
+    def save_plan(self, trials: list[dict]) -> None:
+        write_json(self.root / PLAN, {"trials": trials})
+
+    def plan(self) -> list[dict]:
+        data = read_json(self.root / PLAN)
+        return data["trials"] if data else []
+
+    def mark_launch(self) -> None:
+        write_json(
+            self.root / LAUNCH, {"host": socket.gethostname(), "pid": os.getpid(), "started_at": now()}
+        )
+
+    def clear_launch(self) -> None:
+        (self.root / LAUNCH).unlink(missing_ok=True)
+
+    def launcher(self) -> dict | None:
+        return read_json(self.root / LAUNCH)
+
+    def launcher_alive(self) -> bool | None:
+        """True/False for a launcher on this host; None when unknown (another host) or absent."""
+        info = self.launcher()
+        if not info:
+            return False
+        return process_alive(info["host"], int(info["pid"]))
+
+    # -- trials ------------------------------------------------------------------------------
+    def result(self, key: str) -> dict | None:
+        return read_json(self.trial_dir(key) / RESULT)
+
+    def write_result(self, key: str, record: dict) -> None:
+        write_json(self.trial_dir(key) / RESULT, record)
+
+    def started(self, key: str) -> dict | None:
+        return read_json(self.trial_dir(key) / STARTED)
+
+    def write_started(self, key: str, record: dict) -> None:
+        write_json(self.trial_dir(key) / STARTED, record)
+
+    def is_done(self, key: str) -> bool:
+        result = self.result(key)
+        return bool(result and result.get("status") == COMPLETED_STATUS)
+
+    def result_keys(self) -> list[str]:
+        """Keys of every trial folder that holds a result, planned or not."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob(f"*/{RESULT}"))
+
+    def state(self, key: str, launcher_alive: bool | None = None) -> TrialState:
+        """done / running / failed / pending for one trial, from its files and the launcher's life."""
+        result, started = self.result(key), self.started(key)
+        if result and result.get("status") == COMPLETED_STATUS:
+            return TrialState(key, DONE, result, started)
+        restarted = started and (not result or started.get("time", 0) > result.get("finished_at", 0))
+        if restarted:
+            if launcher_alive is None:
+                launcher_alive = self.launcher_alive()
+            if launcher_alive is not False:
+                return TrialState(key, RUNNING, result, started)
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started.get("time", 0)))
+            return TrialState(key, PENDING, result, started, note=f"interrupted (started {when})")
+        if result:
+            return TrialState(
+                key, FAILED, result, started, note=(result.get("error") or {}).get("message", "")
+            )
+        return TrialState(key, PENDING, None, started)

@@ -1,0 +1,63 @@
+"""The contract between the sweep core and a workload.
+
+Dependencies point one way: workload packages (evaluators, trainers) never import
+``sweeps``. They satisfy this Protocol structurally and declare their parameters as plain
+dataclasses; the core validates them, keys the trials, wraps the trainable so that every
+trial records ``result.json``, and mirrors everything to MLflow.
+
+What a trainable sees and returns (plain values only, so that nothing ties it to sweeps):
+
+- ``config["params"]``: the trial's validated parameters (defaults dropped);
+- ``config["context"]``: ``sweep``, ``key``, ``trial_dir`` (a folder in storage it owns),
+  ``workload``;
+- its final result (``done=True`` from a class trainable's ``step``, or the dict a
+  function trainable returns) holds metrics, plus optional ``_artifacts`` (file names in
+  ``trial_dir``), ``_info`` (JSON facts such as load timings) and ``_tags``
+  (``name → value`` strings for the MLflow run, e.g. health flags).
+
+A schema's optional ``check()`` returns ``(field, message)`` pairs, or
+``(field, message, choices)`` when the value must be one of a set, for rules that span
+fields or depend on registries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+ARTIFACTS = "_artifacts"
+INFO = "_info"
+TAGS = "_tags"
+
+
+@runtime_checkable
+class Workload(Protocol):
+    """A kind of trial: its parameter schemas, its trainable and how its trials are shown."""
+
+    name: str
+    description: str
+    #: parameters whose values are mappings, so a list of mappings under them is an axis
+    literal_keys: frozenset[str]
+    #: metrics shown in `sweeps status` and the end-of-launch table, in order
+    key_metrics: tuple[str, ...]
+    #: whether Tune should keep actors (and what they loaded) across trials
+    reuse_actors: bool
+
+    def schemas(self, params: Mapping[str, object]) -> Sequence[type]:
+        """The dataclasses that together define this trial's flat parameters.
+
+        Chosen from the params themselves (e.g. the technique named decides which
+        technique dataclass applies). Must not load models or touch the network.
+        """
+
+    def trainable(self) -> Any:
+        """The Ray Tune trainable (class or function) that runs one trial."""
+
+    def resources(self, params: Mapping[str, object], cpu: float, gpu: float) -> Any:
+        """Ray resources for one trial: a dict, or a PlacementGroupFactory for multi-worker trials."""
+
+    def run_name(self, params: Mapping[str, object], varying: Collection[str]) -> str:
+        """A short readable name for the trial's MLflow run."""
+
+    def catalog(self) -> Mapping[str, Mapping[str, type]]:
+        """Named parts this workload offers (e.g. ``techniques``, ``tasks``) for `sweeps list`."""
