@@ -14,7 +14,7 @@ from rich.table import Table
 from sweeps import spec as spec_module
 from sweeps.errors import FieldError, SpecError, bad_choice
 from sweeps.plan import Plan, make_plan
-from sweeps.report import counts_line, metric_names, plan_table, state_table
+from sweeps.report import counts_line, metric_names, notes, plan_table, state_table
 from sweeps.store import SweepStore
 
 app = typer.Typer(
@@ -92,6 +92,8 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
     states = {t.key: store.state(t.key, False) for t in sweep.trials}
     metrics = metric_names(states.values(), sweep.workload.key_metrics)
     console.print(state_table(f"{spec.name} results", _plan_rows(sweep), states, metrics))
+    for line in notes(_plan_rows(sweep), states):
+        console.print(line, highlight=False)
     console.print(
         f"{counts_line(summary.counts)}  (ran {summary.ran}, skipped {summary.skipped} already completed)"
     )
@@ -152,6 +154,8 @@ def status(name: str, storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_
     workload = registry.get(spec_module.load(store.spec_path())[0].workload)
     metrics = metric_names(states.values(), workload.key_metrics)
     console.print(state_table(f"{store.root.name}", rows, states, metrics))
+    for line in notes(rows, states):
+        console.print(line, highlight=False)
     from collections import Counter
 
     console.print(counts_line(Counter(s.status for s in states.values())))

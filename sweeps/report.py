@@ -34,27 +34,34 @@ def plan_table(title: str, rows: Sequence[Mapping]) -> Table:
 def state_table(
     title: str, plan_rows: Sequence[Mapping], states: Mapping[str, TrialState], metrics: Sequence[str]
 ) -> Table:
-    """One row per trial: key, name, status, key metrics and why it failed or stopped."""
-    notes = {k: s.note.splitlines()[0][:200] for k, s in states.items() if s.note}
+    """One row per trial: key, readable name, status and key metrics (notes go below: see ``notes``)."""
     table = Table(title=title, title_justify="left")
     table.add_column("key", style="bold", no_wrap=True)
     table.add_column("trial", min_width=18)
     table.add_column("status", no_wrap=True)
     for name in metrics:
         table.add_column(name, justify="right")
-    if notes:
-        table.add_column("note", overflow="fold", max_width=60)
     for row in plan_rows:
         state = states[row["key"]]
         values = ((state.result or {}).get("metrics") or {}) if state.status == DONE else {}
-        cells = [
+        table.add_row(
             row["key"],
             row["name"],
             f"[{STYLE[state.status]}]{state.status}[/]",
             *[_cell(values.get(m)) for m in metrics],
-        ]
-        table.add_row(*cells, *([notes.get(row["key"], "")] if notes else []))
+        )
     return table
+
+
+def notes(plan_rows: Sequence[Mapping], states: Mapping[str, TrialState]) -> list[str]:
+    """Why trials failed or are pending again, one line each, for under the table."""
+    lines = []
+    for row in plan_rows:
+        state = states[row["key"]]
+        if state.note:
+            first = state.note.strip().splitlines()[0][:300]
+            lines.append(f"[{STYLE[state.status]}]{state.status}[/] {row['key']} ({row['name']}): {first}")
+    return lines
 
 
 def counts_line(counts: Counter | Mapping[str, int]) -> str:

@@ -11,6 +11,8 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +69,12 @@ def connect_ray(address: str | None, verbose: bool = False) -> bool:
     if address:
         ray.init(address=address, **common)
     else:
-        ray.init(num_cpus=local_cpus(), include_dashboard=False, object_store_memory=512 * 1024**2, **common)
+        # Ray announces on every local start that it enabled token authentication by default
+        # (which it keeps doing); the notice asks nothing of the user.
+        with quiet(("ray._private.authentication.authentication_token_setup",)):
+            ray.init(
+                num_cpus=local_cpus(), include_dashboard=False, object_store_memory=512 * 1024**2, **common
+            )
     return True
 
 
@@ -277,13 +284,31 @@ def _run_tune(
             verbose=0,
         ),
     )
-    # Tune logs "Trials did not complete: [...]" at ERROR after a sweep with failures; the
-    # closing table lists them with their reasons.
-    tune_logger = logging.getLogger("ray.tune.tune")
-    level = tune_logger.level
-    tune_logger.setLevel(logging.CRITICAL)
+    with quiet(_TUNE_REPEATS):
+        try:
+            tuner.fit()
+        finally:
+            callback.close()
+
+
+#: Tune loggers that repeat, in Tune's words, what the sweep callback already reports: each
+#: failed trial with its full traceback (kept in result.json), "Trials did not complete",
+#: and a warning that the ResultGrid (which the platform does not use) lacks failed trials.
+_TUNE_REPEATS = (
+    "ray.tune.execution.tune_controller",
+    "ray.tune.tune",
+    "ray.tune.analysis.experiment_analysis",
+)
+
+
+@contextmanager
+def quiet(names: tuple[str, ...]) -> Iterator[None]:
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
     try:
-        tuner.fit()
+        yield
     finally:
-        tune_logger.setLevel(level)
-        callback.close()
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)

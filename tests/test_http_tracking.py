@@ -1,0 +1,82 @@
+"""Tracking to a real `mlflow server` process over HTTP (the server `sweeps ui` starts)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from mlflow import MlflowClient
+from test_launch import run_file
+
+from sweeps.store import SweepStore
+from sweeps.ui import server_command
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """`mlflow server --workers 1` on an embedded store of its own, as `sweeps ui` runs it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        server_command(tmp_path / "server-store", "127.0.0.1", port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            pass
+        assert proc.poll() is None, "mlflow server exited"
+        assert time.monotonic() < deadline, "mlflow server did not answer in 120 s"
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_trials_are_tracked_on_an_http_server(ray_session, sweep_file, tiny_model, mlflow_server):
+    path = sweep_file(
+        name="remote",
+        experiment="remote-exp",
+        tracking=mlflow_server,
+        max_concurrent=1,
+        fixed={"model": str(tiny_model), "task": "passkey", "context_length": 200, "samples": 1},
+        grid={"method": [{"technique": "baseline"}, {"technique": "streamingllm", "cache_size": 32}]},
+    )
+    plan, summary, out = run_file(path)
+    assert summary.counts["done"] == 2
+    assert summary.runs_url.startswith(mlflow_server + "/#/experiments/")
+    assert not (plan.spec.storage_path / "mlflow.db").exists()  # nothing went to the embedded store
+
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("remote-exp")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweeps.role") == "parent"]
+    kids = {r.data.tags["sweeps.trial_key"]: r for r in runs if r is not parent}
+    store = SweepStore(plan.spec.sweep_dir)
+    assert set(kids) == {t.key for t in plan.trials}
+    for trial in plan.trials:
+        run = kids[trial.key]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
+        assert run.data.metrics["kv_cache_mb"] == pytest.approx(
+            store.result(trial.key)["metrics"]["kv_cache_mb"]
+        )
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+            "result.json",
+            "generations.jsonl",
+        }
+    with urllib.request.urlopen(f"{mlflow_server}/", timeout=10) as reply:  # the UI itself is served
+        assert reply.status == 200 and b"<html" in reply.read(2000).lower()

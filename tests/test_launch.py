@@ -1,0 +1,226 @@
+"""Launching sweeps on a real local Ray with a real MLflow store (tiny model, so it is quick)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from mlflow import MlflowClient
+from rich.console import Console
+from typer.testing import CliRunner
+
+from sweeps import cli
+from sweeps.runner import launch
+from sweeps.store import SweepStore
+from sweeps.tracking import embedded_uri
+
+SECRET = "hf_do_not_log_me_42"
+METRICS = {
+    "score",
+    "empty_rate",
+    "kv_cache_mb",
+    "peak_memory_mb",
+    "prefill_tokens_per_s",
+    "decode_tokens_per_s",
+    "seconds_per_sample",
+}
+
+
+def run_file(path: Path, *overrides: str):
+    plan, raw = cli._load_plan(path, list(overrides))
+    out = io.StringIO()
+    summary = launch(plan, raw, console=Console(file=out, width=200))
+    return plan, summary, out.getvalue()
+
+
+def children(storage: Path, experiment: str) -> list:
+    client = MlflowClient(embedded_uri(storage))
+    exp = client.get_experiment_by_name(experiment)
+    return [
+        r
+        for r in client.search_runs([exp.experiment_id], max_results=1000)
+        if r.data.tags.get("sweeps.role") != "parent"
+    ]
+
+
+@pytest.fixture
+def evaluate_sweep(sweep_file, tiny_model):
+    def make(name="ev", grid=None, **fixed):
+        return sweep_file(
+            name=name,
+            experiment=name,
+            max_concurrent=1,
+            fixed={
+                "model": str(tiny_model),
+                "task": "passkey",
+                "context_length": 200,
+                "samples": 2,
+                "hf_token": SECRET,
+                **fixed,
+            },
+            grid=grid
+            if grid is not None
+            else {
+                "method": [
+                    {"technique": "baseline"},
+                    {"technique": "snapkv", "window_size": 8, "cache_size": [32, 64]},
+                    {"technique": "streamingllm", "cache_size": 32},
+                ]
+            },
+        )
+
+    return make
+
+
+def test_launch_records_every_trial_in_storage_and_mlflow(ray_session, evaluate_sweep, tmp_path):
+    path = evaluate_sweep()
+    plan, summary, out = run_file(path)
+    assert summary.counts["done"] == 4 and summary.failed == 0 and summary.ran == 4
+    store = SweepStore(plan.spec.sweep_dir)
+    for trial in plan.trials:
+        record = store.result(trial.key)
+        assert record["status"] == "completed" and record["key"] == trial.key
+        assert set(record["metrics"]) >= METRICS
+        assert {"python", "torch", "transformers", "ray"} <= set(record["versions"])
+        assert record["finished_at"] >= record["started_at"] and record["duration_s"] > 0
+        assert record["params"]["hf_token"] == "***"
+        lines = (store.trial_dir(trial.key) / "generations.jsonl").read_text().splitlines()
+        assert len(lines) == 2 and {"output", "answer", "gold", "scores", "input_tokens"} <= set(
+            json.loads(lines[0])
+        )
+        assert SECRET not in (store.trial_dir(trial.key) / "result.json").read_text()
+    # kv_cache_mb is measured from the tensors: kept tokens x layers x kv heads x head dim x (k, v) x 4 bytes
+    snap32 = next(
+        t for t in plan.trials if t.config.get("cache_size") == 32 and t.config["technique"] == "snapkv"
+    )
+    assert store.result(snap32.key)["metrics"]["kv_cache_mb"] == pytest.approx(
+        32 * 3 * 2 * 16 * 2 * 4 / 2**20
+    )
+
+    client = MlflowClient(embedded_uri(plan.spec.storage_path))
+    exp = client.get_experiment_by_name("ev")
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweeps.role") == "parent"]
+    kids = [r for r in runs if r is not parent]
+    assert len(kids) == 4
+    by_key = {r.data.tags["sweeps.trial_key"]: r for r in kids}
+    for trial in plan.trials:
+        run = by_key[trial.key]
+        record = store.result(trial.key)
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.run_name == plan.run_name(trial) and run.info.status == "FINISHED"
+        assert run.data.params["technique"] == trial.config["technique"] and "hf_token" not in run.data.params
+        assert run.data.metrics["score"] == pytest.approx(record["metrics"]["score"])
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+            "result.json",
+            "generations.jsonl",
+        }
+    assert by_key[snap32.key].info.run_name == "snapkv w8 c32 avgpool · passkey"
+    sweep_yaml = Path(client.download_artifacts(parent.info.run_id, "sweep.yaml", str(tmp_path)))
+    assert SECRET not in sweep_yaml.read_text() and "hf_token: '***'" in sweep_yaml.read_text()
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_done"] == 4
+
+
+def test_relaunch_skips_finished_trials_and_a_grown_grid_runs_only_new_cells(ray_session, evaluate_sweep):
+    path = evaluate_sweep(
+        name="grow", grid={"method": [{"technique": "snapkv", "window_size": 8, "cache_size": [32, 64]}]}
+    )
+    plan, first, _ = run_file(path)
+    store = SweepStore(plan.spec.sweep_dir)
+    stamps = {t.key: store.result(t.key)["finished_at"] for t in plan.trials}
+    _, again, out = run_file(path)
+    assert again.ran == 0 and again.skipped == 2 and "Skipping 2 completed" in out
+    assert {t.key: store.result(t.key)["finished_at"] for t in plan.trials} == stamps
+    grown, third, _ = run_file(path, "grid.method[0].cache_size=[32, 64, 96]")
+    assert third.ran == 1 and third.skipped == 2 and third.counts["done"] == 3
+    assert {t.key: store.result(t.key)["finished_at"] for t in plan.trials} == stamps
+    kids = children(plan.spec.storage_path, "grow")
+    assert sorted(r.data.tags["sweeps.trial_key"] for r in kids) == sorted(t.key for t in grown.trials)
+
+
+def test_relaunch_mirrors_results_a_killed_launcher_left_half_logged(ray_session, evaluate_sweep):
+    path = evaluate_sweep(
+        name="half", grid={"method": [{"technique": "streamingllm", "cache_size": [32, 48]}]}
+    )
+    plan, _, _ = run_file(path)
+    client = MlflowClient(embedded_uri(plan.spec.storage_path))
+    run = children(plan.spec.storage_path, "half")[0]
+    # as if the launcher died inside the mirroring of this result: run still open, result on disk
+    client.update_run(run.info.run_id, status="RUNNING")
+    _, again, out = run_file(path)
+    assert again.ran == 0 and "mirrored 1 result" in out
+    kids = children(plan.spec.storage_path, "half")
+    assert len(kids) == 2 and {r.info.status for r in kids} == {"FINISHED"}
+
+
+def test_a_failing_trial_is_recorded_and_the_others_go_on(ray_session, sweep_file, tiny_model_plain):
+    path = sweep_file(
+        name="fails",
+        experiment="fails",
+        retries=0,
+        fixed={"model": str(tiny_model_plain), "task": "passkey", "context_length": 200, "samples": 1},
+        grid={"chat_template": ["auto", "on", "off"]},
+    )
+    result = CliRunner().invoke(cli.app, ["launch", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "1 trial(s) failed" in result.output
+    plan, _ = cli._load_plan(path, [])
+    store = SweepStore(plan.spec.sweep_dir)
+    records = {t.config["chat_template"]: store.result(t.key) for t in plan.trials}
+    assert records["auto"]["status"] == "completed" and records["off"]["status"] == "completed"
+    assert records["on"]["status"] == "failed"
+    assert records["on"]["error"]["type"] == "ChatTemplateError"
+    assert "no chat template" in records["on"]["error"]["message"]
+    failed = [r for r in children(plan.spec.storage_path, "fails") if r.info.status == "FAILED"]
+    assert len(failed) == 1 and "no chat template" in failed[0].data.tags["sweeps.error"]
+    status = CliRunner().invoke(cli.app, ["status", str(path)], env={"COLUMNS": "200"})
+    assert "failed" in status.output and "no chat template" in status.output
+
+
+def test_model_is_loaded_once_per_worker_across_trials(ray_session, evaluate_sweep):
+    path = evaluate_sweep(
+        name="reuse",
+        grid={
+            "method": [
+                {"technique": "snapkv", "window_size": 8, "cache_size": [24, 32, 48, 64]},
+            ]
+        },
+    )
+    plan, summary, _ = run_file(path)
+    assert summary.counts["done"] == 4
+    store = SweepStore(plan.spec.sweep_dir)
+    infos = [store.result(t.key)["info"] for t in plan.trials]
+    assert sum(i["model_loaded_by_trial"] for i in infos) == 1
+    assert len({i["worker"] for i in infos}) == 1 and max(i["model_loads_in_worker"] for i in infos) == 1
+
+
+def test_export_writes_one_row_per_trial_with_params_and_metrics(ray_session, evaluate_sweep, tmp_path):
+    path = evaluate_sweep(
+        name="exp", grid={"method": [{"technique": "streamingllm", "cache_size": [32, 64]}]}
+    )
+    plan, _, _ = run_file(path)
+    # grow the plan without running it: the new cell must show up as a pending row
+    cli._load_plan(path, [])
+    grown, _ = cli._load_plan(path, ["grid.method[0].cache_size=[32, 64, 128]"])
+    SweepStore(grown.spec.sweep_dir).save_plan(
+        [{"key": t.key, "name": grown.run_name(t), "params": t.config} for t in grown.trials]
+    )
+    runner = CliRunner()
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / f"exp.{fmt}"
+        result = runner.invoke(
+            cli.app,
+            ["export", "exp", "--format", fmt, "-o", str(out), "--storage", str(plan.spec.storage_path)],
+        )
+        assert result.exit_code == 0, result.output
+        table = (pacsv.read_csv(out) if fmt == "csv" else pq.read_table(out)).to_pylist()
+        assert len(table) == 3
+        rows = {r["cache_size"]: r for r in table}
+        assert rows[32]["status"] == "done" and rows[32]["score"] is not None and rows[32]["kv_cache_mb"] > 0
+        assert rows[128]["status"] == "pending" and rows[128]["score"] is None
+        assert {"key", "status", "technique", "sink_tokens", "model", "empty_rate"} <= set(table[0])
+        assert all(r["hf_token"] == "***" for r in table)

@@ -1,0 +1,83 @@
+"""Resume after the launching process is killed with SIGKILL in the middle of a sweep."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from mlflow import MlflowClient
+
+from sweeps.store import SweepStore
+from sweeps.tracking import embedded_uri
+
+TRIALS = 6
+
+
+def sweeps(*args: str, **kwargs) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+
+
+def test_resume_after_kill_9_runs_only_what_did_not_finish(sweep_file, tiny_model, tmp_path):
+    storage = tmp_path / "runs"
+    path = sweep_file(
+        name="killed",
+        experiment="killed",
+        max_concurrent=1,
+        storage=str(storage),
+        fixed={"model": str(tiny_model), "task": "passkey", "context_length": 1500, "samples": 40},
+        grid={
+            "method": [{"technique": "snapkv", "window_size": 8, "cache_size": [32, 48, 64, 96, 128, 160]}]
+        },
+    )
+    store = SweepStore(storage / "killed")
+    launcher = sweeps("launch", str(path))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(store.result_keys()) < 2:
+        assert launcher.poll() is None, launcher.stdout.read()
+        time.sleep(0.1)
+    os.kill(launcher.pid, signal.SIGKILL)  # the launcher only, as `kill -9 <pid>` would
+    launcher.wait()
+    finished_before = {k: store.result(k)["finished_at"] for k in store.result_keys()}
+    assert 2 <= len(finished_before) < TRIALS, "the sweep finished before it could be interrupted"
+
+    status = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", "status", "killed", "--storage", str(storage)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert f"{len(finished_before)} done" in status.stdout and "pending" in status.stdout
+
+    resumed = sweeps("resume", "killed", "--storage", str(storage))
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert f"skipped {len(finished_before)} already completed" in output
+
+    plan = store.plan()
+    assert len(plan) == TRIALS and all(store.is_done(row["key"]) for row in plan)
+    for key, finished_at in finished_before.items():  # nothing that finished was redone or lost
+        assert store.result(key)["finished_at"] == finished_at
+
+    client = MlflowClient(embedded_uri(storage))
+    experiment = client.get_experiment_by_name("killed")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    roles = Counter(r.data.tags.get("sweeps.role", "child") for r in runs)
+    assert roles == {"parent": 1, "child": TRIALS}
+    keys = Counter(r.data.tags["sweeps.trial_key"] for r in runs if "sweeps.trial_key" in r.data.tags)
+    assert set(keys) == {row["key"] for row in plan} and set(keys.values()) == {1}
+    assert {r.info.status for r in runs} == {"FINISHED"}, [
+        (r.info.run_name, r.info.status, r.data.tags) for r in runs if r.info.status != "FINISHED"
+    ]

@@ -1,0 +1,47 @@
+"""Integration on SmolLM2-135M-Instruct: a real instruct model that finds a pass key on CPU."""
+
+from __future__ import annotations
+
+import pytest
+from test_launch import run_file
+
+from sweeps.store import SweepStore
+
+pytestmark = pytest.mark.slow
+
+
+def test_smollm2_finds_the_pass_key_and_eviction_loses_it(ray_session, sweep_file, smollm2):
+    path = sweep_file(
+        name="smol",
+        experiment="smol",
+        max_concurrent=1,
+        resources={"cpu": 2},
+        fixed={
+            "model": "smollm2-135m-instruct",
+            "task": "passkey",
+            "context_length": 512,
+            "samples": 2,
+            "needle_depth": [0.3, 0.5],
+        },
+        grid={
+            "method": [
+                {"technique": "baseline"},
+                {"technique": "streamingllm", "cache_size": 64},  # sinks + the question: the needle is gone
+                {"technique": "snapkv", "window_size": 32, "cache_size": 128},
+            ]
+        },
+    )
+    plan, summary, _ = run_file(path)
+    assert summary.counts["done"] == 3, summary.counts
+    store = SweepStore(plan.spec.sweep_dir)
+    score = {t.config["technique"]: store.result(t.key)["metrics"]["score"] for t in plan.trials}
+    assert score["baseline"] == 1.0
+    assert score["streamingllm"] == 0.0
+    results = {t.config["technique"]: store.result(t.key) for t in plan.trials}
+    for technique, record in results.items():
+        assert record["metrics"]["empty_rate"] == 0.0, technique
+        assert record["info"]["chat_template_applied"] is True
+    assert results["snapkv"]["metrics"]["kv_cache_tokens"] == 128
+    assert (
+        results["baseline"]["metrics"]["kv_cache_tokens"] == results["baseline"]["metrics"]["prompt_tokens"]
+    )
