@@ -156,8 +156,12 @@ def launch(
     address: str | None = None,
     console: Console | None = None,
     verbose: bool = False,
+    reuse_actors: bool | None = None,
 ) -> LaunchSummary:
-    """Run every trial of ``plan`` that has not completed; mirror all of it to MLflow."""
+    """Run every trial of ``plan`` that has not completed; mirror all of it to MLflow.
+
+    ``reuse_actors`` overrides the workload's choice (the model-reuse benchmark compares both).
+    """
     console = console or Console()
     spec = plan.spec
     store = SweepStore(spec.sweep_dir)
@@ -199,7 +203,7 @@ def launch(
             started_ray = connect_ray(address, verbose)
             check_capacity(spec.resources, local=not (address or os.environ.get("RAY_ADDRESS")))
             summary.ran = len(pending)
-            _run_tune(plan, pending, store, tracker, names, params, console)
+            _run_tune(plan, pending, store, tracker, names, params, console, reuse_actors)
     except KeyboardInterrupt:
         status = "KILLED"
         console.print("[yellow]Interrupted: finished trials are kept; `sweeps resume` runs the rest.[/]")
@@ -241,6 +245,7 @@ def _run_tune(
     names: dict,
     params: dict,
     console: Console,
+    reuse_actors: bool | None = None,
 ) -> None:
     from ray import tune
 
@@ -270,7 +275,7 @@ def _run_tune(
         param_space={"trial": tune.grid_search(configs)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=spec.max_concurrent,
-            reuse_actors=workload.reuse_actors,
+            reuse_actors=workload.reuse_actors if reuse_actors is None else reuse_actors,
             trial_name_creator=lambda t: t.config["trial"]["context"]["key"],
             trial_dirname_creator=lambda t: t.config["trial"]["context"]["key"],
         ),
