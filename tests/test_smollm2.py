@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from test_launch import run_file
 
+from evaluators.models import SMOLLM2_GGUF, cache_dir, resolve
 from sweeps.store import SweepStore
 
 pytestmark = pytest.mark.slow
@@ -45,3 +46,12 @@ def test_smollm2_finds_the_pass_key_and_eviction_loses_it(ray_session, sweep_fil
     assert (
         results["baseline"]["metrics"]["kv_cache_tokens"] == results["baseline"]["metrics"]["prompt_tokens"]
     )
+
+
+def test_a_gguf_file_and_the_alias_share_one_conversion(smollm2):
+    gguf = cache_dir() / "gguf" / SMOLLM2_GGUF.rsplit("/", 1)[-1]
+    assert gguf.is_file()
+    converted = resolve(str(gguf)).path
+    assert converted == str(smollm2)
+    files = {p.name for p in smollm2.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
