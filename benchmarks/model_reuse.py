@@ -63,15 +63,11 @@ def main() -> None:
     connect_ray(None)
     run(True, args.model, 1)  # warm-up: model conversion cache, worker imports
     rows = {reuse: run(reuse, args.model, args.trials) for reuse in (False, True)}
-    table = Table(
-        title=f"model reuse: {args.trials} trials of {args.model}, one worker", title_justify="left"
-    )
+    table = Table(title=f"model reuse: {args.trials} trials of {args.model}, one worker", title_justify="left")
     for column in ("mode", "wall s", "model loads", "trials done"):
         table.add_column(column, justify="right")
     for reuse, (wall, loads, done) in rows.items():
-        table.add_row(
-            "reuse_actors" if reuse else "fresh actor per trial", f"{wall:.1f}", str(loads), str(done)
-        )
+        table.add_row("reuse_actors" if reuse else "fresh actor per trial", f"{wall:.1f}", str(loads), str(done))
     console = Console()
     console.print(table)
     fresh, reused = rows[False][0], rows[True][0]

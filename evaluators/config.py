@@ -7,12 +7,13 @@ where the technique defines it, and never multiplies the trials of other techniq
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Literal
 
 from evaluators.kvcache import TECHNIQUES, KVTechnique
-from evaluators.models import describe_problem
+from evaluators.models import ModelRequest, describe_problem
 from evaluators.tasks import TASKS, Task
 
 
@@ -29,6 +30,8 @@ class EvaluateConfig:
     max_new_tokens: int | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     query_aware: bool = True
+    quantization: Literal[4, 8] | None = None
+    kv_bits: Literal[2, 4, 8] | None = None
     hf_token: str | None = None
 
     def check(self) -> list[tuple]:
@@ -37,6 +40,36 @@ class EvaluateConfig:
             problems.append(("task", "unknown task", sorted(TASKS)))
         if self.technique not in TECHNIQUES:
             problems.append(("technique", "unknown technique", sorted(TECHNIQUES)))
+        else:
+            implied = TECHNIQUES[self.technique].weight_bits
+            if implied and self.quantization not in (None, implied):
+                problems.append(
+                    (
+                        "quantization",
+                        f"technique {self.technique} already means {implied}-bit weights, "
+                        f"so quantization {self.quantization} contradicts it",
+                    )
+                )
+        if (
+            self.kv_bits is not None
+            and self.technique in TECHNIQUES
+            and not TECHNIQUES[self.technique].supports_kv_bits
+        ):
+            problems.append(
+                (
+                    "kv_bits",
+                    f"technique {self.technique} keeps per-head caches, which cannot be stored "
+                    "quantized; remove kv_bits or pick another technique",
+                )
+            )
+        if self.kv_bits is not None and importlib.util.find_spec("hqq") is None:
+            problems.append(
+                (
+                    "kv_bits",
+                    "KV-cache quantization needs the hqq package, which is not installed: "
+                    "pip install 'llm-sweeps[kvquant]'",
+                )
+            )
         if self.samples < 1:
             problems.append(("samples", f"must be at least 1, got {self.samples}"))
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
@@ -61,6 +94,12 @@ def schemas(params: Mapping[str, object]) -> list[type]:
     if technique is not None:
         parts.append(technique)
     return parts
+
+
+def model_request(config: EvaluateConfig, device: str) -> ModelRequest:
+    """What to load for a trial: trials that agree on it share the worker's loaded model."""
+    bits = config.quantization or TECHNIQUES[config.technique].weight_bits
+    return ModelRequest(config.model, config.dtype, device, bits, config.hf_token)
 
 
 def split(params: Mapping[str, object]) -> tuple[EvaluateConfig, Task, KVTechnique]:

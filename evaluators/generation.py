@@ -9,12 +9,13 @@ only what was kept.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, QuantizedCache
 
 from evaluators.kvcache.attention import compressing
 from evaluators.kvcache.base import KVTechnique
@@ -27,22 +28,55 @@ class Generation:
     token_ids: list[int]
     prompt_tokens: int
     compressed_tokens: int
-    kept_per_layer: list[int]
+    kept_per_layer: list[float]
+    kept_per_head: list[list[int]]
     kv_cache_bytes: int
+    kv_quant_meta_bytes: int
     prefill_seconds: float
     decode_seconds: float
     stopped_by_eos: bool
     positions: list[int] = field(default_factory=list)
 
 
-def cache_bytes(cache: DynamicCache) -> int:
-    """Bytes held by the cache's key and value tensors, measured from the tensors themselves."""
-    total = 0
+def _bytes(value: object) -> int:
+    """Bytes of every tensor inside ``value`` (tensors, tuples, lists, dicts)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (tuple, list)):
+        return sum(_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_bytes(v) for v in value.values())
+    return 0
+
+
+def cache_bytes(cache: DynamicCache) -> tuple[int, int]:
+    """Bytes of the cached keys and values, measured from the cache's tensors: (elements, metadata).
+
+    Elements are what the analytic size counts: full-precision tokens at their dtype, and
+    quantized tokens at ``kv_bits`` each (the packed payload). Metadata is what quantization
+    adds on top (scales and zero points), reported separately.
+    """
+    elements = metadata = 0
     for layer in cache.layers:
-        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-            if isinstance(tensor, torch.Tensor):
-                total += tensor.numel() * tensor.element_size()
-    return total
+        elements += _bytes(getattr(layer, "keys", None)) + _bytes(getattr(layer, "values", None))
+        for name in ("_quantized_keys", "_quantized_values"):
+            quantized = getattr(layer, name, None)
+            if isinstance(quantized, tuple):  # hqq: (packed payload, {scale, zero, ...})
+                payload, meta = quantized
+                elements += _bytes(payload)
+                metadata += _bytes(meta)
+    return elements, metadata
+
+
+def new_cache(model, kv_bits: int | None) -> DynamicCache:
+    """The cache a prefill writes into: plain, or quantized to ``kv_bits`` (hqq, group-wise)."""
+    if kv_bits is None:
+        return DynamicCache(config=model.config)
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    # hqq groups must divide the tensor; a divisor of one token's elements divides any length
+    group = math.gcd(64, config.num_key_value_heads * head_dim)
+    return QuantizedCache(backend="hqq", config=config, nbits=kv_bits, q_group_size=group)
 
 
 def _sync(device: torch.device) -> None:
@@ -53,9 +87,7 @@ def _sync(device: torch.device) -> None:
 def _forward(model, ids: torch.Tensor, cache: DynamicCache, start: int) -> torch.Tensor:
     """Run ``ids`` at true positions ``start, start+1, ...``; return the last position's logits."""
     positions = torch.arange(start, start + ids.shape[1], device=ids.device).unsqueeze(0)
-    out = model(
-        input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True, logits_to_keep=1
-    )
+    out = model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True, logits_to_keep=1)
     return out.logits[:, -1, :]
 
 
@@ -68,18 +100,19 @@ def generate(
     max_new_tokens: int,
     eos_ids: Collection[int],
     compress_until: int | None = None,
+    kv_bits: int | None = None,
 ) -> Generation:
     """Greedy-decode after compressing the prompt's cache with ``technique``.
 
     ``compress_until`` splits the prompt: tokens before it are compressed, the rest (the
     question, when compression is not query-aware) is appended uncompressed. None
-    compresses the whole prompt.
+    compresses the whole prompt. ``kv_bits`` stores the cache quantized to that many bits.
     """
     device = model.device
     ids = torch.tensor([prompt_ids], device=device)
     length = ids.shape[1]
     split = length if compress_until is None else max(1, min(compress_until, length))
-    cache = DynamicCache(config=model.config)
+    cache = new_cache(model, kv_bits)
 
     _sync(device)
     start = time.perf_counter()
@@ -89,8 +122,9 @@ def generate(
         logits = _forward(model, ids[:, split:], cache, split)
     _sync(device)
     prefill_seconds = time.perf_counter() - start
-    kv_bytes = cache_bytes(cache)
-    kept = [state.kept.get(i, 0) for i in range(model.config.num_hidden_layers)]
+    kv_bytes, kv_meta = cache_bytes(cache)
+    per_head = [state.kept.get(i, []) for i in range(model.config.num_hidden_layers)]
+    kept = [sum(heads) / len(heads) if heads else 0.0 for heads in per_head]
 
     generated: list[int] = []
     steps: list[int] = []
@@ -114,7 +148,9 @@ def generate(
         prompt_tokens=length,
         compressed_tokens=split,
         kept_per_layer=kept,
+        kept_per_head=per_head,
         kv_cache_bytes=kv_bytes,
+        kv_quant_meta_bytes=kv_meta,
         prefill_seconds=prefill_seconds,
         decode_seconds=decode_seconds,
         stopped_by_eos=stopped,

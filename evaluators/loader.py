@@ -6,20 +6,16 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from evaluators.kvcache.attention import install
-from evaluators.models import resolve
-
-
-@dataclass(frozen=True)
-class ModelRequest:
-    """What identifies a loaded model: trials that agree on all of it share one load."""
-
-    model: str
-    dtype: str = "auto"
-    device: str = "cpu"
-    hf_token: str | None = None
+from evaluators.models import ModelRequest, resolve
 
 
 @dataclass
@@ -35,6 +31,15 @@ def torch_dtype(name: str, device: str) -> torch.dtype:
     if name == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
     return getattr(torch, name)
+
+
+def bitsandbytes_config(bits: int | None, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
+    """LLM.int8 for 8 bits, NF4 (with the model's compute dtype) for 4 bits."""
+    if bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if bits == 4:
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
+    return None
 
 
 def stop_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
@@ -55,12 +60,18 @@ def load(request: ModelRequest) -> LoadedModel:
     start = time.perf_counter()
     source = resolve(request.model)
     tokenizer = AutoTokenizer.from_pretrained(source.path, token=request.hf_token)
+    dtype = torch_dtype(request.dtype, request.device)
+    quantization = bitsandbytes_config(request.quantization, dtype)
     model = AutoModelForCausalLM.from_pretrained(
         source.path,
-        dtype=torch_dtype(request.dtype, request.device),
+        dtype=dtype,
         token=request.hf_token,
         attn_implementation="sdpa",
-    ).to(request.device)
+        quantization_config=quantization,
+        device_map=request.device if quantization else None,
+    )
+    if quantization is None:
+        model = model.to(request.device)
     model.eval()
     install(model)
     return LoadedModel(model, tokenizer, time.perf_counter() - start, stop_tokens(model, tokenizer))

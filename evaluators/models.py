@@ -56,6 +56,21 @@ def describe_problem(model: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class ModelRequest:
+    """What identifies a loaded model: trials that agree on all of it share one load."""
+
+    model: str
+    dtype: str = "auto"
+    device: str = "cpu"
+    quantization: int | None = None
+    hf_token: str | None = None
+
+    def describe(self) -> str:
+        bits = f", {self.quantization}-bit weights" if self.quantization else ""
+        return f"{self.model} ({self.device}{bits})"
+
+
+@dataclass(frozen=True)
 class ModelSource:
     """Arguments for ``from_pretrained`` once a reference is resolved to local files or a hub id."""
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
+from evaluators.scoring import THINK_OPEN
 from evaluators.tasks.base import Sample
 
 
@@ -40,17 +41,22 @@ class PromptRenderer:
         self.applied = policy == "on" or (policy == "auto" and self.has_template)
         #: turning the template off for a model that has one is allowed, but the run is flagged
         self.off_for_chat_model = policy == "off" and self.has_template
+        #: the template starts the answer inside ``<think>`` (DeepSeek-R1 distills): outputs
+        #: begin with reasoning, and an answer prefix would land inside it
+        self.opens_thinking = self.applied and self._template_opens_thinking()
         self._specials = self._leading_specials()
+
+    def _template_opens_thinking(self) -> bool:
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+        )
+        return text.rstrip().endswith(THINK_OPEN)
 
     def _leading_specials(self) -> list[int]:
         """Tokens the tokenizer puts in front of text on its own (BOS for most models)."""
         with_specials = self.tokenizer("a", add_special_tokens=True)["input_ids"]
         without = self.tokenizer("a", add_special_tokens=False)["input_ids"]
-        return (
-            with_specials[: len(with_specials) - len(without)]
-            if with_specials[-len(without) :] == without
-            else []
-        )
+        return with_specials[: len(with_specials) - len(without)] if with_specials[-len(without) :] == without else []
 
     def texts(self, context: str, question: str, answer_prefix: str) -> tuple[str, str]:
         """The prompt as (compressible context part, question part) strings."""
@@ -61,7 +67,7 @@ class PromptRenderer:
             [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
         )
         split = text.find(user) + len(context)
-        return text[:split], text[split:] + answer_prefix
+        return text[:split], text[split:] + ("" if self.opens_thinking else answer_prefix)
 
     def _encode(self, head: str, tail: str) -> tuple[list[int], int]:
         ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
@@ -74,6 +80,18 @@ class PromptRenderer:
     def render(self, sample: Sample) -> Rendered:
         ids, split = self._encode(*self.texts(sample.context, sample.question, sample.answer_prefix))
         return Rendered(ids, split)
+
+    def locate(self, sample: Sample, text: str) -> tuple[int, int]:
+        """Token span ``[start, end)`` of the first ``text`` inside the sample's context, as rendered."""
+        head, _ = self.texts(sample.context, sample.question, sample.answer_prefix)
+        start_char = head.find(text)
+        if start_char < 0:
+            raise ValueError(f"{text!r} does not occur in the sample's context")
+        end_char = start_char + len(text)
+        encoded = self.tokenizer(head, add_special_tokens=False, return_offsets_mapping=True)
+        offset = len(self._specials) if self._specials and not head.startswith(self.tokenizer.bos_token or "\0") else 0
+        inside = [i for i, (a, b) in enumerate(encoded["offset_mapping"]) if b > start_char and a < end_char]
+        return offset + inside[0], offset + inside[-1] + 1
 
     def length(self, context: str, question: str, answer_prefix: str) -> int:
         """Token count of the rendered prompt, for tasks that size contexts to a target length."""

@@ -1,34 +1,195 @@
-"""Scoring functions shared by every task (and by GRPO rewards)."""
+"""Scoring functions shared by every task and by GRPO rewards: one implementation of each metric.
+
+Text metrics follow the conventions of the studies this platform reproduces: SQuAD-style
+normalization for exact match and F1, substring exact match as HELMET uses it for recall
+tasks, ROUGE-L as LCS F-measure over tokens, NDCG@10 for re-ranking. Extraction helpers pull
+the answer out of free text (``\\boxed{}``, JSON, numbers) and say when there is none, so a
+missing answer is a format failure rather than a silent zero.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import string
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 _SPACE = re.compile(r"\s+")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = set(string.punctuation)
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 def normalize(text: str) -> str:
     """Lowercase, drop punctuation and articles, squeeze whitespace (SQuAD-style)."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = _ARTICLES.sub(" ", text)
-    return _SPACE.sub(" ", text).strip()
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return _SPACE.sub(" ", _ARTICLES.sub(" ", text)).strip()
 
 
-def substring_exact_match(answer: str, gold: list[str]) -> float:
-    """1.0 when any gold answer appears in the normalized output (HELMET's SubEM)."""
-    norm = normalize(answer)
-    return float(any(normalize(g) and normalize(g) in norm for g in gold))
-
-
-def exact_match(answer: str, gold: list[str]) -> float:
-    """1.0 when the normalized output equals a normalized gold answer."""
-    norm = normalize(answer)
-    return float(any(norm == normalize(g) for g in gold))
+def tokens(text: str) -> list[str]:
+    return normalize(text).split()
 
 
 def is_empty(answer: str) -> bool:
     """An answer with no visible characters: the failure quantized models hide behind a score of 0."""
     return not answer.strip()
+
+
+# -- text matching ---------------------------------------------------------------------------------
+def exact_match(answer: str, gold: Iterable[str]) -> float:
+    """1.0 when the normalized output equals a normalized gold answer."""
+    norm = normalize(answer)
+    return float(any(norm == normalize(g) for g in gold))
+
+
+def substring_exact_match(answer: str, gold: Iterable[str]) -> float:
+    """1.0 when any gold answer appears in the normalized output (HELMET's SubEM)."""
+    norm = normalize(answer)
+    return float(any(normalize(g) and normalize(g) in norm for g in gold))
+
+
+def f1(answer: str, gold: Iterable[str]) -> float:
+    """Token-level F1 against the best-matching gold answer (SQuAD)."""
+    predicted = tokens(answer)
+    best = 0.0
+    for reference in gold:
+        expected = tokens(reference)
+        if not predicted or not expected:
+            best = max(best, float(predicted == expected))
+            continue
+        common = sum((Counter(predicted) & Counter(expected)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(expected)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+def rouge_l(answer: str, gold: Iterable[str]) -> float:
+    """ROUGE-L F-measure (longest common subsequence of tokens) against the best gold answer."""
+    predicted = tokens(answer)
+    best = 0.0
+    for reference in gold:
+        expected = tokens(reference)
+        if not predicted or not expected:
+            continue
+        common = _lcs(predicted, expected)
+        if common:
+            precision, recall = common / len(predicted), common / len(expected)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def accuracy(answer: str | None, gold: Iterable[str]) -> float:
+    """1.0 when an extracted label equals a gold label (case and punctuation ignored)."""
+    return 0.0 if answer is None else exact_match(answer, gold)
+
+
+# -- ranking ---------------------------------------------------------------------------------------
+def ndcg_at_k(ranking: Sequence[str], relevance: Mapping[str, float], k: int = 10) -> float:
+    """NDCG@k of a ranked list of ids, given graded relevance of the relevant ids."""
+    seen: set[str] = set()
+    gains = []
+    for doc in ranking:
+        if doc not in seen:  # a repeated id earns nothing the second time
+            seen.add(doc)
+            gains.append(relevance.get(doc, 0.0))
+    dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains[:k]))
+    ideal = sorted(relevance.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+# -- extraction ------------------------------------------------------------------------------------
+def extract_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None if absent."""
+    found = None
+    for match in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
+        depth, start = 1, match.end()
+        for i in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                found = text[start:i].strip()
+                break
+    return found
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+
+def parse_number(text: str | None) -> float | None:
+    """A number written as text: ``1,234``, ``-0.5``, ``3/4``, ``\\frac{3}{4}``, ``45%``; None if none."""
+    if text is None:
+        return None
+    cleaned = text.replace("$", "").replace("\\!", "").replace("\\,", "").strip()
+    frac = re.fullmatch(r"\\d?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}", cleaned) or re.fullmatch(
+        r"(-?[\d.]+)\s*/\s*(-?[\d.]+)", cleaned
+    )
+    if frac:
+        denominator = float(frac.group(2))
+        return float(frac.group(1)) / denominator if denominator else None
+    match = _NUMBER.search(cleaned)
+    if not match:
+        return None
+    try:
+        return float(match.group(0).replace(",", ""))
+    except ValueError:
+        return None
+
+
+def numbers_equal(a: float | None, b: float | None, tolerance: float = 1e-6) -> bool:
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+
+
+def extract_json(text: str) -> object | None:
+    """The first JSON object or array in ``text`` (fenced or bare); None when there is none."""
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, flags=re.DOTALL)
+    candidates = [fenced.group(1)] if fenced else []
+    candidates.append(text)
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        for match in re.finditer(r"[\[{]", candidate):
+            try:
+                value, _ = decoder.raw_decode(candidate, match.start())
+            except json.JSONDecodeError:
+                continue
+            return value
+    return None
+
+
+# -- reasoning models ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Thinking:
+    """An output split into its reasoning and its answer."""
+
+    answer: str
+    thinking: str
+    present: bool
+    unfinished: bool
+
+
+def split_thinking(text: str, opened_by_prompt: bool = False) -> Thinking:
+    """Strip a reasoning model's thinking (up to ``</think>``) before scoring.
+
+    ``opened_by_prompt``: the chat template already wrote ``<think>`` into the prompt (as
+    DeepSeek-R1 distills do), so the output starts inside the thinking. Thinking that never
+    closes leaves no answer: the sample is empty and counted as unfinished.
+    """
+    if THINK_CLOSE in text:
+        thinking, _, answer = text.rpartition(THINK_CLOSE)
+        return Thinking(answer.strip(), thinking.replace(THINK_OPEN, "").strip(), True, False)
+    if THINK_OPEN in text or opened_by_prompt:
+        return Thinking("", text.replace(THINK_OPEN, "").strip(), True, True)
+    return Thinking(text.strip(), "", False, False)

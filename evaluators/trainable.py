@@ -20,11 +20,14 @@ from ray import tune
 
 from evaluators import config as evaluate_config
 from evaluators.generation import generate
-from evaluators.loader import ModelCache, ModelRequest
-from evaluators.measure import MB, PeakMemory
+from evaluators.health import canary, health_tags, visible_text
+from evaluators.kvcache.base import ModelContext
+from evaluators.loader import ModelCache
+from evaluators.measure import PeakMemory
 from evaluators.prompting import PromptRenderer
 from evaluators.quiet import quiet_libraries
-from evaluators.scoring import is_empty
+from evaluators.scoring import is_empty, split_thinking
+from evaluators.summary import health_metrics, mean, measurements, task_metrics
 
 GENERATIONS = "generations.jsonl"
 
@@ -36,10 +39,6 @@ def _device() -> str:
     except Exception:  # not inside Ray (direct use in tests or notebooks)
         gpus = []
     return "cuda" if gpus and torch.cuda.is_available() else "cpu"
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 class EvaluateTrainable(tune.Trainable):
@@ -62,9 +61,17 @@ class EvaluateTrainable(tune.Trainable):
         cpus = int(self.trial_resources.required_resources.get("CPU", 0) or 0) if self.trial_resources else 0
         if cpus > 0:
             torch.set_num_threads(cpus)
-        request = ModelRequest(self.params.model, self.params.dtype, self.device, self.params.hf_token)
+        request = evaluate_config.model_request(self.params, self.device)
         self.loaded, self.fresh_load = self.models.get(request)
+        if self.fresh_load:
+            self.canary_answer = canary(self.loaded, self.params.chat_template, request.describe())
         self.renderer = PromptRenderer(self.loaded.tokenizer, self.params.chat_template)
+        self.artifacts = [
+            GENERATIONS,
+            *self.technique.prepare(
+                ModelContext(self.loaded.model, self.loaded.tokenizer, self.renderer, self.trial_dir)
+            ),
+        ]
         self.samples = self.task.samples(self.params.samples, self.params.seed, self.renderer.length)
         self.max_new_tokens = self.params.max_new_tokens or self.task.max_new_tokens
         self.index = 0
@@ -84,28 +91,43 @@ class EvaluateTrainable(tune.Trainable):
             max_new_tokens=self.max_new_tokens,
             eos_ids=self.loaded.eos_ids,
             compress_until=None if self.params.query_aware else rendered.question_start,
+            kv_bits=self.params.kv_bits,
         )
-        answer = self.loaded.tokenizer.decode(result.token_ids, skip_special_tokens=True)
-        scores = self.task.score(answer, sample)
+        output = visible_text(self.loaded.tokenizer, result.token_ids)
+        thinking = split_thinking(output, self.renderer.opens_thinking)
+        scored = self.task.score(thinking.answer, sample)
+        thinking_tokens = (
+            len(self.loaded.tokenizer(thinking.thinking, add_special_tokens=False)["input_ids"])
+            if thinking.present
+            else None
+        )
         row = {
             "id": sample.id,
             "input_tokens": result.prompt_tokens,
-            "output": answer,
-            "answer": answer.strip(),
+            "output": output,
+            "answer": thinking.answer,
+            "extracted": scored.extracted,
             "gold": sample.gold,
-            "scores": scores,
-            "empty": is_empty(answer),
-            "kv_cache_tokens": _mean(result.kept_per_layer),
+            "scores": scored.scores,
+            "missing": scored.missing,
+            "format_ok": scored.format_ok,
+            "empty": is_empty(thinking.answer),
+            "thinking_tokens": thinking_tokens,
+            "unfinished_thinking": thinking.unfinished,
+            "kv_cache_tokens": mean(result.kept_per_layer),
             "kv_cache_bytes": result.kv_cache_bytes,
+            "kv_quant_meta_bytes": result.kv_quant_meta_bytes,
             "prefill_s": result.prefill_seconds,
             "decode_s": result.decode_seconds,
             "decode_steps": len(result.positions),
             "new_tokens": len(result.token_ids),
+            "stopped_by_eos": result.stopped_by_eos,
             "seconds": time.perf_counter() - start,
+            **({"details": scored.details} if scored.details else {}),
             **({"meta": sample.meta} if sample.meta else {}),
         }
         self.rows.append(row)
-        self.out.write(json.dumps(row) + "\n")
+        self.out.write(json.dumps(row, default=str) + "\n")
         self.out.flush()
         self.index += 1
         if self.index < len(self.samples):
@@ -114,32 +136,15 @@ class EvaluateTrainable(tune.Trainable):
 
     def _finish(self) -> dict:
         self.out.close()
-        rows = self.rows
-        metrics: dict[str, float | None] = {
-            name: _mean([r["scores"][name] for r in rows if name in r["scores"]])
-            for name in self.task.metrics
-        }
-        prefill_s = sum(r["prefill_s"] for r in rows)
-        decode_s = sum(r["decode_s"] for r in rows)
-        metrics.update(
-            empty_rate=_mean([float(r["empty"]) for r in rows]),
-            kv_cache_mb=_mean([r["kv_cache_bytes"] / MB for r in rows]),
-            kv_cache_tokens=_mean([r["kv_cache_tokens"] for r in rows]),
-            prompt_tokens=_mean([float(r["input_tokens"]) for r in rows]),
-            peak_memory_mb=self.memory.stop(),
-            prefill_tokens_per_s=sum(r["input_tokens"] for r in rows) / prefill_s if prefill_s else None,
-            decode_tokens_per_s=sum(r["decode_steps"] for r in rows) / decode_s if decode_s else None,
-            seconds_per_sample=_mean([r["seconds"] for r in rows]),
-            samples_done=float(len(rows)),
-        )
-        tags = {}
-        if self.renderer.off_for_chat_model:
-            tags["health.chat_template"] = "off_for_chat_model"
+        metrics, missing = task_metrics(self.rows, self.task.metrics)
+        metrics.update(health_metrics(self.rows))
+        metrics.update(measurements(self.rows, self.memory.stop()))
         return {
-            **{k: v for k, v in metrics.items() if v is not None},
+            **metrics,
             "done": True,
-            "_artifacts": [GENERATIONS],
-            "_tags": tags,
+            "_artifacts": self.artifacts,
+            "_missing": missing,
+            "_tags": health_tags(metrics, self.renderer.off_for_chat_model),
             "_info": {
                 "model_load_seconds": self.loaded.load_seconds,
                 "model_loaded_by_trial": self.fresh_load,
@@ -148,6 +153,11 @@ class EvaluateTrainable(tune.Trainable):
                 "device": self.device,
                 "chat_template_applied": self.renderer.applied,
                 "max_new_tokens": self.max_new_tokens,
-                "missing_metrics": sorted(k for k, v in metrics.items() if v is None),
             },
         }
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        """Nothing to save: an evaluation that is interrupted starts its samples again."""
+
+    def load_checkpoint(self, checkpoint: object) -> None:
+        """See ``save_checkpoint``."""

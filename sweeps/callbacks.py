@@ -14,7 +14,7 @@ from ray.tune import Callback
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sweeps.store import COMPLETED_STATUS, SweepStore
+from sweeps.store import COMPLETED_STATUS, RUNNING, STOPPED_STATUS, SweepStore
 from sweeps.tracking import Tracker
 from sweeps.trial import split_result
 
@@ -43,6 +43,7 @@ class SweepCallback(Callback):
         total: int,
         console: Console,
         failed_record: Callable[[str, str], dict],
+        stopped_record: Callable[[str, dict], dict],
     ):
         self.store = store
         self.tracker = tracker
@@ -52,6 +53,7 @@ class SweepCallback(Callback):
         self.key_metrics = key_metrics
         self.console = console
         self.failed_record = failed_record
+        self.stopped_record = stopped_record
         self.run_ids: dict[str, str] = {}
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -89,9 +91,7 @@ class SweepCallback(Callback):
             run_id = self._safely(
                 "open the run",
                 key,
-                lambda: self.tracker.child(
-                    key, self.names.get(key, key), self.params.get(key, {}), self.workload
-                ),
+                lambda: self.tracker.child(key, self.names.get(key, key), self.params.get(key, {}), self.workload),
             )
             if run_id:
                 self.run_ids[key] = run_id
@@ -112,8 +112,11 @@ class SweepCallback(Callback):
         name = self.names.get(key, key)
         if record.get("status") == COMPLETED_STATUS:
             metrics = format_metrics(record.get("metrics") or {}, self.key_metrics)
+            self.console.print(f"[green]✓[/] {name}  [dim]{key}[/]  {metrics}  [dim]{record['duration_s']:.1f}s[/]")
+        elif record.get("status") == STOPPED_STATUS:
+            metrics = format_metrics(record.get("metrics") or {}, self.key_metrics)
             self.console.print(
-                f"[green]✓[/] {name}  [dim]{key}[/]  {metrics}  [dim]{record['duration_s']:.1f}s[/]"
+                f"[magenta]■[/] {name}  [dim]{key}[/]  stopped early by {record.get('stopped_by')}  {metrics}"
             )
         else:
             message = (record.get("error") or {}).get("message", "failed").splitlines()[0][:160]
@@ -140,7 +143,11 @@ class SweepCallback(Callback):
             self._safely("log progress", key, lambda: self.tracker.log_metrics(run_id, metrics, step))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial_key(trial))
+        key = trial_key(trial)
+        if self.store.state(key, launcher_alive=True).status == RUNNING:
+            # Ended without writing its result: the scheduler stopped it early.
+            self.stopped_record(key, dict(trial.last_result or {}))
+        self._finish(key)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = trial_key(trial)

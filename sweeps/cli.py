@@ -17,9 +17,7 @@ from sweeps.plan import Plan, make_plan
 from sweeps.report import counts_line, metric_names, notes, plan_table, state_table
 from sweeps.store import SweepStore
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
-)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -45,9 +43,7 @@ def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
     root = Path(storage).expanduser().resolve()
     store = SweepStore(root / ref)
     if not store.spec_path().is_file():
-        known = (
-            sorted(p.parent.name for p in root.glob(f"*/{store.spec_path().name}")) if root.is_dir() else []
-        )
+        known = sorted(p.parent.name for p in root.glob(f"*/{store.spec_path().name}")) if root.is_dir() else []
         if known:
             raise SpecError([bad_choice("sweep", ref, known)], str(root))
         raise SpecError(
@@ -84,9 +80,7 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
     from sweeps.runner import launch as run_launch
 
     spec = sweep.spec
-    console.print(
-        f"[bold]{spec.name}[/] · {len(sweep.trials)} trial(s) of [bold]{spec.workload}[/] → {spec.sweep_dir}"
-    )
+    console.print(f"[bold]{spec.name}[/] · {len(sweep.trials)} trial(s) of [bold]{spec.workload}[/] → {spec.sweep_dir}")
     summary = run_launch(sweep, raw, address=address, console=console, verbose=verbose)
     store = SweepStore(spec.sweep_dir)
     states = {t.key: store.state(t.key, False) for t in sweep.trials}
@@ -94,25 +88,19 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
     console.print(state_table(f"{spec.name} results", _plan_rows(sweep), states, metrics))
     for line in notes(_plan_rows(sweep), states):
         console.print(line, highlight=False)
-    console.print(
-        f"{counts_line(summary.counts)}  (ran {summary.ran}, skipped {summary.skipped} already completed)"
-    )
+    console.print(f"{counts_line(summary.counts)}  (ran {summary.ran}, skipped {summary.skipped} already completed)")
     if summary.failed:
         console.print(
-            f"[red]{summary.failed} trial(s) failed[/]; details: sweeps status {spec.name} "
-            f"--storage {spec.storage}"
+            f"[red]{summary.failed} trial(s) failed[/]; details: sweeps status {spec.name} --storage {spec.storage}"
         )
     if spec.tracking:
         console.print(f"MLflow: {summary.runs_url}")
     else:
         console.print(
-            f"MLflow UI: [bold]sweeps ui {spec.name} --storage {spec.storage}[/], "
-            f"then open {summary.runs_url}"
+            f"MLflow UI: [bold]sweeps ui {spec.name} --storage {spec.storage}[/], then open {summary.runs_url}"
         )
     if summary.counts.get("pending"):
-        console.print(
-            f"Unfinished trials remain: [bold]sweeps resume {spec.name} --storage {spec.storage}[/]"
-        )
+        console.print(f"Unfinished trials remain: [bold]sweeps resume {spec.name} --storage {spec.storage}[/]")
     if summary.failed or summary.counts.get("pending"):
         raise typer.Exit(1)
 
@@ -197,9 +185,7 @@ def ui(
     if spec.tracking:
         console.print(f"This sweep tracks to a server: open {tracker.runs_url()}")
         return
-    console.print(
-        f"MLflow UI on {root}: open [bold]{tracker.runs_url(f'http://{host}:{port}')}[/]  (Ctrl-C stops)"
-    )
+    console.print(f"MLflow UI on {root}: open [bold]{tracker.runs_url(f'http://{host}:{port}')}[/]  (Ctrl-C stops)")
     raise typer.Exit(serve(root, host, port))
 
 

@@ -33,7 +33,7 @@ def rows(store: SweepStore) -> list[dict]:
         state = store.state(row["key"], alive)
         result = state.result or {}
         params = redact(row.get("params") or result.get("params") or {})
-        metrics = result.get("metrics") or {} if state.status == "done" else {}
+        metrics = result.get("metrics") or {} if state.status in ("done", "stopped") else {}
         flat = {
             "key": row["key"],
             "name": row.get("name", row["key"]),
@@ -45,7 +45,7 @@ def rows(store: SweepStore) -> list[dict]:
             flat[name] = value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
         for name, value in metrics.items():
             flat[name if name not in flat else f"metric.{name}"] = value
-        flat["duration_s"] = result.get("duration_s") if state.status == "done" else None
+        flat["duration_s"] = result.get("duration_s") if state.status in ("done", "stopped") else None
         out.append(flat)
     return out
 

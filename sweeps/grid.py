@@ -41,9 +41,7 @@ def _merge(a: Cell, b: Cell, errors: list[FieldError]) -> Cell:
     return Cell({**a.params, **b.params}, {**a.sources, **b.sources})
 
 
-def _axis(
-    key: str, value: object, path: str, literal_keys: Collection[str], errors: list[FieldError]
-) -> list[Cell]:
+def _axis(key: str, value: object, path: str, literal_keys: Collection[str], errors: list[FieldError]) -> list[Cell]:
     """The options one key contributes: values of an axis, or the cells of sub-grids."""
     if isinstance(value, Mapping) and key not in literal_keys:
         return _expand(value, path, literal_keys, errors)
@@ -51,9 +49,7 @@ def _axis(
         return [Cell({key: value}, {key: path})]
     if not value:
         errors.append(
-            FieldError(
-                path=path, message="an empty list gives no trials", hint="remove the key or list a value"
-            )
+            FieldError(path=path, message="an empty list gives no trials", hint="remove the key or list a value")
         )
         return []
     mappings = [isinstance(v, Mapping) for v in value]
@@ -74,9 +70,7 @@ def _axis(
     return [Cell({key: v}, {key: f"{path}[{i}]"}) for i, v in enumerate(value)]
 
 
-def _expand(
-    mapping: Mapping, path: str, literal_keys: Collection[str], errors: list[FieldError]
-) -> list[Cell]:
+def _expand(mapping: Mapping, path: str, literal_keys: Collection[str], errors: list[FieldError]) -> list[Cell]:
     axes = [_axis(str(k), v, f"{path}.{k}", literal_keys, errors) for k, v in mapping.items()]
     size = 1
     for options in axes:

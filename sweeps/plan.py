@@ -69,11 +69,7 @@ def varying_keys(trials: list[Trial]) -> list[str]:
             if k not in seen:
                 seen.add(k)
                 keys.append(k)
-    return [
-        k
-        for k in keys
-        if len({canonical_json(t.config[k]) if k in t.config else "<n/a>" for t in trials}) > 1
-    ]
+    return [k for k in keys if len({canonical_json(t.config[k]) if k in t.config else "<n/a>" for t in trials}) > 1]
 
 
 def make_plan(spec: SweepSpec) -> Plan:
@@ -97,6 +93,4 @@ def make_plan(spec: SweepSpec) -> Plan:
     if errors:
         raise SpecError(errors)
     ordered = list(trials.values())
-    return Plan(
-        spec=spec, workload=workload, trials=ordered, varying=varying_keys(ordered), duplicates=duplicates
-    )
+    return Plan(spec=spec, workload=workload, trials=ordered, varying=varying_keys(ordered), duplicates=duplicates)

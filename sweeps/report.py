@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from rich.table import Table
 
-from sweeps.store import DONE, FAILED, PENDING, RUNNING, TrialState
+from sweeps.store import DONE, FAILED, PENDING, RUNNING, STOPPED, TrialState
+from sweeps.workload import HEALTH_PREFIX
 
-STYLE = {DONE: "green", RUNNING: "cyan", FAILED: "red", PENDING: "dim"}
+STYLE = {DONE: "green", STOPPED: "magenta", RUNNING: "cyan", FAILED: "red", PENDING: "dim"}
 
 
 def _cell(value: object) -> str:
@@ -43,7 +44,7 @@ def state_table(
         table.add_column(name, justify="right")
     for row in plan_rows:
         state = states[row["key"]]
-        values = ((state.result or {}).get("metrics") or {}) if state.status == DONE else {}
+        values = ((state.result or {}).get("metrics") or {}) if state.status in (DONE, STOPPED) else {}
         table.add_row(
             row["key"],
             row["name"],
@@ -54,20 +55,29 @@ def state_table(
 
 
 def notes(plan_rows: Sequence[Mapping], states: Mapping[str, TrialState]) -> list[str]:
-    """Why trials failed or are pending again, one line each, for under the table."""
+    """Lines for under the table: why trials failed or are pending again, health warnings,
+    and metrics that could not be computed."""
     lines = []
     for row in plan_rows:
         state = states[row["key"]]
+        where = f"{row['key']} ({row['name']})"
         if state.note:
             first = state.note.strip().splitlines()[0][:300]
-            lines.append(f"[{STYLE[state.status]}]{state.status}[/] {row['key']} ({row['name']}): {first}")
+            lines.append(f"[{STYLE[state.status]}]{state.status}[/] {where}: {first}")
+        if state.status != DONE:
+            continue
+        result = state.result or {}
+        for tag, value in sorted((result.get("tags") or {}).items()):
+            if tag.startswith(HEALTH_PREFIX):
+                lines.append(f"[yellow]⚠ {tag}[/] {where}: {value}")
+        for metric, reason in sorted((result.get("missing") or {}).items()):
+            lines.append(f"[dim]missing {metric}[/] {where}: {reason}")
     return lines
 
 
 def counts_line(counts: Counter | Mapping[str, int]) -> str:
-    parts = [
-        f"[{STYLE[s]}]{counts.get(s, 0)} {s}[/]" for s in (DONE, RUNNING, FAILED, PENDING) if counts.get(s, 0)
-    ]
+    order = (DONE, STOPPED, RUNNING, FAILED, PENDING)
+    parts = [f"[{STYLE[s]}]{counts.get(s, 0)} {s}[/]" for s in order if counts.get(s, 0)]
     return ", ".join(parts) or "no trials"
 
 

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from sweeps.errors import FieldError, SpecError
 from sweeps.plan import Plan, Trial
-from sweeps.store import DONE, FAILED, PENDING, SweepStore
+from sweeps.store import DONE, FAILED, PENDING, STOPPED, SweepStore
 from sweeps.tracking import Tracker
 from sweeps.versions import versions
 
@@ -72,9 +72,7 @@ def connect_ray(address: str | None, verbose: bool = False) -> bool:
         # Ray announces on every local start that it enabled token authentication by default
         # (which it keeps doing); the notice asks nothing of the user.
         with quiet(("ray._private.authentication.authentication_token_setup",)):
-            ray.init(
-                num_cpus=local_cpus(), include_dashboard=False, object_store_memory=512 * 1024**2, **common
-            )
+            ray.init(num_cpus=local_cpus(), include_dashboard=False, object_store_memory=512 * 1024**2, **common)
     return True
 
 
@@ -131,17 +129,41 @@ def trial_config(plan: Plan, trial: Trial, store: SweepStore) -> dict:
     }
 
 
-def failed_record_writer(store: SweepStore, plan: Plan):
-    """Records a failure the trial could not record itself (its worker died)."""
+def driver_records(store: SweepStore, plan: Plan):
+    """Writers for the results a trial cannot write itself: a failure when its worker died,
+    and an early stop by the scheduler (with the metrics Tune last received)."""
+    from sweeps.trial import TrialRecorder
+
     by_key = plan.by_key()
+    stopped_by = f"{plan.spec.scheduler.type} on {plan.spec.scheduler.metric}" if plan.spec.scheduler else "tune"
 
-    def write(key: str, message: str) -> dict:
-        from sweeps.trial import TrialRecorder
+    def recorder(key: str) -> TrialRecorder:
+        return TrialRecorder(trial_config(plan, by_key[key], store), resume_attempt=True)
 
-        recorder = TrialRecorder(trial_config(plan, by_key[key], store), resume_attempt=True)
-        return recorder.fail(RuntimeError(message.strip().splitlines()[-1] if message.strip() else message))
+    def failed(key: str, message: str) -> dict:
+        return recorder(key).fail(RuntimeError(message.strip().splitlines()[-1] if message.strip() else message))
 
-    return write
+    def stopped(key: str, last_result: dict) -> dict:
+        return recorder(key).stop(last_result, stopped_by)
+
+    return failed, stopped
+
+
+def make_scheduler(spec):
+    """Ray Tune's ASHA from the sweep file's ``scheduler`` section (None: every trial runs to the end)."""
+    if spec.scheduler is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    s = spec.scheduler
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=s.metric,
+        mode=s.mode,
+        max_t=s.max_t,
+        grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor,
+    )
 
 
 def summarize(store: SweepStore, plan: Plan) -> Counter:
@@ -192,9 +214,7 @@ def launch(
         tracker.open_parent(plan.workload.name, raw, versions())
         synced = tracker.sync(store, names, params, plan.workload.name)
         if synced:
-            console.print(
-                f"[dim]MLflow: mirrored {synced} result(s) that finished while no launcher was listening[/]"
-            )
+            console.print(f"[dim]MLflow: mirrored {synced} result(s) that finished while no launcher was listening[/]")
         pending = [t for t in plan.trials if not store.is_done(t.key)]
         summary.skipped = len(plan.trials) - len(pending)
         if summary.skipped:
@@ -223,6 +243,7 @@ def launch(
                 {
                     "total": len(plan.trials),
                     "done": summary.counts[DONE],
+                    "stopped": summary.counts[STOPPED],
                     "failed": summary.counts[FAILED],
                     "pending": summary.counts[PENDING],
                 },
@@ -259,6 +280,7 @@ def _run_tune(
     trainable = tune.with_resources(
         wrap(workload.trainable()), lambda config: workload.resources(config["trial"]["params"], cpu, gpu)
     )
+    failed, stopped = driver_records(store, plan)
     callback = SweepCallback(
         store,
         tracker,
@@ -268,13 +290,15 @@ def _run_tune(
         tuple(workload.key_metrics),
         len(pending),
         console,
-        failed_record_writer(store, plan),
+        failed,
+        stopped,
     )
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(configs)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=spec.max_concurrent,
+            scheduler=make_scheduler(spec),
             reuse_actors=workload.reuse_actors if reuse_actors is None else reuse_actors,
             trial_name_creator=lambda t: t.config["trial"]["context"]["key"],
             trial_dirname_creator=lambda t: t.config["trial"]["context"]["key"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -23,6 +23,18 @@ class Resources(BaseModel):
     gpu: float = Field(0, ge=0)
 
 
+class SchedulerSpec(BaseModel):
+    """Early stopping of poor trials with Ray Tune's ASHA, on a metric the trials report as they go."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["asha"] = "asha"
+    metric: str
+    mode: Literal["min", "max"] = "min"
+    grace_period: int = Field(1, ge=1)
+    max_t: int = Field(100, ge=1)
+    reduction_factor: float = Field(3, gt=1)
+
+
 class SweepSpec(BaseModel):
     """A validated sweep file. Trial parameters (``fixed``, ``grid``) are checked by the workload."""
 
@@ -38,13 +50,12 @@ class SweepSpec(BaseModel):
     retries: int = Field(0, ge=0)
     fixed: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, Any] = Field(default_factory=dict)
+    scheduler: SchedulerSpec | None = None
 
     @field_validator("tracking")
     @classmethod
     def _tracking_uri(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(
-            r"^(https?|sqlite|postgresql|mysql|file|databricks)[:+]", value
-        ):
+        if value is not None and not re.match(r"^(https?|sqlite|postgresql|mysql|file|databricks)[:+]", value):
             raise ValueError("expected null (embedded store) or a tracking URI such as http://host:5000")
         return value
 
@@ -71,9 +82,7 @@ def apply_override(raw: dict, assignment: str) -> None:
     ``grid.method[2].cache_size=[128,256]``. Missing mapping keys are created.
     """
     if "=" not in assignment:
-        raise SpecError(
-            [FieldError("--set", f"{assignment!r} has no '='", hint="write --set fixed.samples=4")]
-        )
+        raise SpecError([FieldError("--set", f"{assignment!r} has no '='", hint="write --set fixed.samples=4")])
     path, _, text = assignment.partition("=")
     try:
         value = yaml.safe_load(text) if text.strip() else None
@@ -84,11 +93,7 @@ def apply_override(raw: dict, assignment: str) -> None:
         match = _INDEX.match(part)
         if not match:
             raise SpecError(
-                [
-                    FieldError(
-                        "--set", f"bad path {path!r}", hint="e.g. fixed.samples or grid.method[0].cache_size"
-                    )
-                ]
+                [FieldError("--set", f"bad path {path!r}", hint="e.g. fixed.samples or grid.method[0].cache_size")]
             )
         steps.append(match["key"])
         steps += [int(i) for i in re.findall(r"\[(\d+)\]", match["idx"])]
@@ -96,9 +101,7 @@ def apply_override(raw: dict, assignment: str) -> None:
     for i, step in enumerate(steps[:-1]):
         if isinstance(step, int):
             if not isinstance(node, list) or step >= len(node):
-                raise SpecError(
-                    [FieldError(f"--set {path}", f"{_render_path(steps[:i])} has no item {step}")]
-                )
+                raise SpecError([FieldError(f"--set {path}", f"{_render_path(steps[:i])} has no item {step}")])
             node = node[step]
         else:
             if not isinstance(node, dict):
@@ -129,9 +132,7 @@ def read_raw(path: Path) -> dict:
     except yaml.YAMLError as exc:
         raise SpecError([FieldError(str(path), f"not valid YAML: {exc}")]) from None
     if not isinstance(raw, dict):
-        raise SpecError(
-            [FieldError(str(path), "a sweep file is a mapping with keys name, workload, fixed, grid, ...")]
-        )
+        raise SpecError([FieldError(str(path), "a sweep file is a mapping with keys name, workload, fixed, grid, ...")])
     return raw
 
 

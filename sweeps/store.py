@@ -33,8 +33,11 @@ SPEC = "sweep.yaml"
 PLAN = "plan.json"
 LAUNCH = "launch.json"
 
-DONE, RUNNING, FAILED, PENDING = "done", "running", "failed", "pending"
+DONE, STOPPED, RUNNING, FAILED, PENDING = "done", "stopped", "running", "failed", "pending"
 COMPLETED_STATUS = "completed"
+#: ended early by the sweep's scheduler (ASHA): final like a completed trial, with the metrics it reached
+STOPPED_STATUS = "stopped"
+FINAL_STATUSES = (COMPLETED_STATUS, STOPPED_STATUS)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -113,9 +116,7 @@ class SweepStore:
         return data["trials"] if data else []
 
     def mark_launch(self) -> None:
-        write_json(
-            self.root / LAUNCH, {"host": socket.gethostname(), "pid": os.getpid(), "started_at": now()}
-        )
+        write_json(self.root / LAUNCH, {"host": socket.gethostname(), "pid": os.getpid(), "started_at": now()})
 
     def clear_launch(self) -> None:
         (self.root / LAUNCH).unlink(missing_ok=True)
@@ -144,8 +145,9 @@ class SweepStore:
         write_json(self.trial_dir(key) / STARTED, record)
 
     def is_done(self, key: str) -> bool:
+        """Completed or stopped by the scheduler: nothing left to run for this trial."""
         result = self.result(key)
-        return bool(result and result.get("status") == COMPLETED_STATUS)
+        return bool(result and result.get("status") in FINAL_STATUSES)
 
     def result_keys(self) -> list[str]:
         """Keys of every trial folder that holds a result, planned or not."""
@@ -154,10 +156,12 @@ class SweepStore:
         return sorted(p.parent.name for p in self.root.glob(f"*/{RESULT}"))
 
     def state(self, key: str, launcher_alive: bool | None = None) -> TrialState:
-        """done / running / failed / pending for one trial, from its files and the launcher's life."""
+        """done / stopped / running / failed / pending, from the trial's files and the launcher's life."""
         result, started = self.result(key), self.started(key)
         if result and result.get("status") == COMPLETED_STATUS:
             return TrialState(key, DONE, result, started)
+        if result and result.get("status") == STOPPED_STATUS:
+            return TrialState(key, STOPPED, result, started, note=result.get("stopped_by", "stopped early"))
         restarted = started and (not result or started.get("time", 0) > result.get("finished_at", 0))
         if restarted:
             if launcher_alive is None:
@@ -167,7 +171,5 @@ class SweepStore:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started.get("time", 0)))
             return TrialState(key, PENDING, result, started, note=f"interrupted (started {when})")
         if result:
-            return TrialState(
-                key, FAILED, result, started, note=(result.get("error") or {}).get("message", "")
-            )
+            return TrialState(key, FAILED, result, started, note=(result.get("error") or {}).get("message", ""))
         return TrialState(key, PENDING, None, started)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from sweeps.secrets import is_secret, redact
-from sweeps.store import COMPLETED_STATUS, SweepStore
+from sweeps.store import COMPLETED_STATUS, FINAL_STATUSES, STOPPED_STATUS, SweepStore
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,7 @@ class Tracker:
             self.client.update_run(self.parent_id, status="RUNNING")
         else:
             tags = {ROLE: "parent", SWEEP: self.sweep, "sweeps.workload": workload}
-            self.parent_id = self.client.create_run(
-                self.experiment_id, tags=tags, run_name=self.sweep
-            ).info.run_id
+            self.parent_id = self.client.create_run(self.experiment_id, tags=tags, run_name=self.sweep).info.run_id
         self.client.set_tag(
             self.parent_id, "sweeps.code_version", " ".join(f"{k}={v}" for k, v in code_version.items())
         )
@@ -184,10 +182,15 @@ class Tracker:
         """Mirror a trial's result.json: metrics, tags, artifacts and final status."""
         from mlflow.entities import RunTag
 
-        completed = record.get("status") == COMPLETED_STATUS
+        status = record.get("status")
+        completed = status in FINAL_STATUSES
         self.log_metrics(run_id, record.get("metrics") or {}, step=int(record.get("attempt", 1)))
-        tags = {STATUS: "done" if completed else "failed", "sweeps.attempt": str(record.get("attempt", 1))}
+        label = {COMPLETED_STATUS: "done", STOPPED_STATUS: "stopped"}.get(status, "failed")
+        tags = {STATUS: label, "sweeps.attempt": str(record.get("attempt", 1))}
+        if status == STOPPED_STATUS:
+            tags["sweeps.stopped_by"] = str(record.get("stopped_by", ""))
         tags.update({str(k): str(v) for k, v in (record.get("tags") or {}).items()})
+        tags.update({f"missing.{k}": str(v)[:5000] for k, v in (record.get("missing") or {}).items()})
         error = record.get("error") or {}
         if error:
             tags["sweeps.error"] = f"{error.get('type', 'Error')}: {error.get('message', '')}"[:5000]

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.secrets import redact
-from sweeps.store import COMPLETED_STATUS, SweepStore, now
+from sweeps.store import COMPLETED_STATUS, STOPPED_STATUS, SweepStore, now
 from sweeps.versions import versions
-from sweeps.workload import ARTIFACTS, INFO, TAGS
+from sweeps.workload import ARTIFACTS, INFO, MISSING, TAGS
 
 FAILED_STATUS = "failed"
 
@@ -29,7 +29,7 @@ def split_result(result: Mapping[str, Any]) -> tuple[dict[str, float], dict[str,
     metrics: dict[str, float] = {}
     extra: dict[str, Any] = {}
     for key, value in result.items():
-        if key in (ARTIFACTS, INFO, TAGS, "done"):
+        if key in (ARTIFACTS, INFO, TAGS, MISSING, "done"):
             continue
         if isinstance(value, bool):
             metrics[key] = float(value)
@@ -85,6 +85,7 @@ class TrialRecorder:
             "info": {},
             "tags": {},
             "artifacts": [],
+            "missing": {},
             "error": None,
             "attempt": self.attempt,
             "host": socket.gethostname(),
@@ -107,7 +108,13 @@ class TrialRecorder:
             info=info,
             tags=dict(result.get(TAGS) or {}),
             artifacts=artifacts,
+            missing=dict(result.get(MISSING) or {}),
         )
+
+    def stop(self, last_result: Mapping[str, Any], by: str) -> dict[str, Any]:
+        """Record a trial the scheduler ended early, with the metrics it had reported by then."""
+        metrics, _ = split_result(last_result)
+        return self._record(STOPPED_STATUS, metrics=metrics, stopped_by=by)
 
     def fail(self, exc: BaseException) -> dict[str, Any]:
         error = {
@@ -176,6 +183,10 @@ def wrap_function(fn: Callable[[dict], Mapping[str, Any] | None]) -> Callable[[d
         recorder.begin()
         try:
             final = fn(config["trial"]) or {}
+        except SystemExit:
+            # Tune ends a trial its scheduler stopped by raising SystemExit in report(): not a
+            # failure. The driver records it as stopped, with the metrics Tune last received.
+            raise
         except BaseException as exc:
             recorder.fail(exc)
             raise

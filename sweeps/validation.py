@@ -110,19 +110,13 @@ def _translate(schema: type, err: Mapping[str, Any], data: Mapping, sources: Map
     if kind == "literal_error" or (choices is not None and kind.endswith("_type")):
         return bad_choice(path, err.get("input", value), choices or [])
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return FieldError(
-            path, f"{describe(err.get('input'))} is not an integer", err.get("input"), "an integer"
-        )
+        return FieldError(path, f"{describe(err.get('input'))} is not an integer", err.get("input"), "an integer")
     if kind in ("float_parsing", "float_type"):
         return FieldError(path, f"{describe(err.get('input'))} is not a number", err.get("input"), "a number")
     if kind in ("bool_parsing", "bool_type"):
-        return FieldError(
-            path, f"{describe(err.get('input'))} is not true/false", err.get("input"), "true or false"
-        )
+        return FieldError(path, f"{describe(err.get('input'))} is not true/false", err.get("input"), "true or false")
     message = err.get("msg", "invalid value")
-    return FieldError(
-        path, f"{describe(err.get('input'))}: {message}", err.get("input"), _type_words(annotation)
-    )
+    return FieldError(path, f"{describe(err.get('input'))}: {message}", err.get("input"), _type_words(annotation))
 
 
 def build(
@@ -141,8 +135,7 @@ def build(
     errors = [unknown_key(sources.get(k, k), k, allowed) for k in data if k not in allowed]
     missing = [name for name in required_names(schema) if name not in data]
     errors += [
-        FieldError(required_where, f"missing required parameter {name!r}", hint=f"add {name}: ...")
-        for name in missing
+        FieldError(required_where, f"missing required parameter {name!r}", hint=f"add {name}: ...") for name in missing
     ]
     known = {k: v for k, v in data.items() if k in allowed}
     try:
@@ -228,11 +221,7 @@ def non_default_items(obj: object) -> dict[str, object]:
             default = (
                 f.default
                 if f.default is not dataclasses.MISSING
-                else (
-                    f.default_factory()
-                    if f.default_factory is not dataclasses.MISSING
-                    else dataclasses.MISSING
-                )
+                else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
             )
             if default is dataclasses.MISSING or value != default:
                 out[f.name] = to_jsonable_python(value)

@@ -12,8 +12,9 @@ What a trainable sees and returns (plain values only, so that nothing ties it to
   ``workload``;
 - its final result (``done=True`` from a class trainable's ``step``, or the dict a
   function trainable returns) holds metrics, plus optional ``_artifacts`` (file names in
-  ``trial_dir``), ``_info`` (JSON facts such as load timings) and ``_tags``
-  (``name → value`` strings for the MLflow run, e.g. health flags).
+  ``trial_dir``), ``_info`` (JSON facts such as load timings), ``_tags`` (``name → value``
+  strings for the MLflow run; ``health.*`` tags are shown as warnings) and ``_missing``
+  (``metric → reason`` for metrics that could not be computed: reported, never as 0).
 
 A schema's optional ``check()`` returns ``(field, message)`` pairs, or
 ``(field, message, choices)`` when the value must be one of a set, for rules that span
@@ -28,6 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 ARTIFACTS = "_artifacts"
 INFO = "_info"
 TAGS = "_tags"
+MISSING = "_missing"
+HEALTH_PREFIX = "health."
 
 
 @runtime_checkable

@@ -77,9 +77,7 @@ def test_trials_are_tracked_on_an_http_server(ray_session, sweep_file, tiny_mode
     for trial in plan.trials:
         run = kids[trial.key]
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
-        assert run.data.metrics["kv_cache_mb"] == pytest.approx(
-            store.result(trial.key)["metrics"]["kv_cache_mb"]
-        )
+        assert run.data.metrics["kv_cache_mb"] == pytest.approx(store.result(trial.key)["metrics"]["kv_cache_mb"])
         assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
             "result.json",
             "generations.jsonl",
@@ -94,9 +92,7 @@ def test_sweeps_ui_serves_the_sweeps_embedded_store(ray_session, sweep_file, tin
         experiment="local-ui",
         max_concurrent=1,
         fixed={"model": str(tiny_model), "task": "passkey", "context_length": 200, "samples": 1},
-        grid={
-            "method": [{"technique": "baseline"}, {"technique": "snapkv", "window_size": 8, "cache_size": 32}]
-        },
+        grid={"method": [{"technique": "baseline"}, {"technique": "snapkv", "window_size": 8, "cache_size": 32}]},
     )
     plan, summary, _ = run_file(path)
     port = free_port()

@@ -13,9 +13,7 @@ from sweeps.spec import parse
 
 
 def plan_keys(tmp_path, fixed, grid=None):
-    spec = parse(
-        {"name": "k", "workload": "evaluate", "storage": str(tmp_path), "fixed": fixed, "grid": grid or {}}
-    )
+    spec = parse({"name": "k", "workload": "evaluate", "storage": str(tmp_path), "fixed": fixed, "grid": grid or {}})
     return [t.key for t in make_plan(spec).trials]
 
 
@@ -45,10 +43,7 @@ def test_key_changes_with_any_effective_value(tmp_path):
 
 def test_key_is_the_same_in_another_process():
     params = {"model": "org/m", "task": "passkey", "cache_size": 256, "needle_depth": [0.1, 0.9]}
-    code = (
-        "import json, sys; from sweeps.plan import trial_key; "
-        "print(trial_key('evaluate', json.loads(sys.argv[1])))"
-    )
+    code = "import json, sys; from sweeps.plan import trial_key; print(trial_key('evaluate', json.loads(sys.argv[1])))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
         [sys.executable, "-c", code, json.dumps(params)], capture_output=True, text=True, env=env, check=True
@@ -61,6 +56,4 @@ def test_key_is_the_documented_hash_of_the_canonical_json():
     # would orphan every stored result, so the format is pinned here: the first 10 hex digits
     # of SHA-256 over compact, key-sorted JSON of {"params": ..., "workload": ...}.
     canonical = b'{"params":{"model":"m","task":"passkey"},"workload":"evaluate"}'
-    assert (
-        trial_key("evaluate", {"task": "passkey", "model": "m"}) == hashlib.sha256(canonical).hexdigest()[:10]
-    )
+    assert trial_key("evaluate", {"task": "passkey", "model": "m"}) == hashlib.sha256(canonical).hexdigest()[:10]

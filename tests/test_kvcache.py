@@ -109,8 +109,7 @@ def hand_snapkv_scores(queries, keys, window, scaling):
         kv = h // groups
         for i in range(length - window, length):
             logits = [
-                float(queries[0, h, i] @ keys[0, kv, j]) * scaling if j <= i else -math.inf
-                for j in range(length)
+                float(queries[0, h, i] @ keys[0, kv, j]) * scaling if j <= i else -math.inf for j in range(length)
             ]
             top = max(logits)
             weights = [math.exp(x - top) for x in logits]

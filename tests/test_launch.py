@@ -89,17 +89,11 @@ def test_launch_records_every_trial_in_storage_and_mlflow(ray_session, evaluate_
         assert record["finished_at"] >= record["started_at"] and record["duration_s"] > 0
         assert record["params"]["hf_token"] == "***"
         lines = (store.trial_dir(trial.key) / "generations.jsonl").read_text().splitlines()
-        assert len(lines) == 2 and {"output", "answer", "gold", "scores", "input_tokens"} <= set(
-            json.loads(lines[0])
-        )
+        assert len(lines) == 2 and {"output", "answer", "gold", "scores", "input_tokens"} <= set(json.loads(lines[0]))
         assert SECRET not in (store.trial_dir(trial.key) / "result.json").read_text()
     # kv_cache_mb is measured from the tensors: kept tokens x layers x kv heads x head dim x (k, v) x 4 bytes
-    snap32 = next(
-        t for t in plan.trials if t.config.get("cache_size") == 32 and t.config["technique"] == "snapkv"
-    )
-    assert store.result(snap32.key)["metrics"]["kv_cache_mb"] == pytest.approx(
-        32 * 3 * 2 * 16 * 2 * 4 / 2**20
-    )
+    snap32 = next(t for t in plan.trials if t.config.get("cache_size") == 32 and t.config["technique"] == "snapkv")
+    assert store.result(snap32.key)["metrics"]["kv_cache_mb"] == pytest.approx(32 * 3 * 2 * 16 * 2 * 4 / 2**20)
 
     client = MlflowClient(embedded_uri(plan.spec.storage_path))
     exp = client.get_experiment_by_name("ev")
@@ -143,9 +137,7 @@ def test_relaunch_skips_finished_trials_and_a_grown_grid_runs_only_new_cells(ray
 
 
 def test_relaunch_mirrors_results_a_killed_launcher_left_half_logged(ray_session, evaluate_sweep):
-    path = evaluate_sweep(
-        name="half", grid={"method": [{"technique": "streamingllm", "cache_size": [32, 48]}]}
-    )
+    path = evaluate_sweep(name="half", grid={"method": [{"technique": "streamingllm", "cache_size": [32, 48]}]})
     plan, _, _ = run_file(path)
     client = MlflowClient(embedded_uri(plan.spec.storage_path))
     run = children(plan.spec.storage_path, "half")[0]
@@ -199,9 +191,7 @@ def test_model_is_loaded_once_per_worker_across_trials(ray_session, evaluate_swe
 
 
 def test_export_writes_one_row_per_trial_with_params_and_metrics(ray_session, evaluate_sweep, tmp_path):
-    path = evaluate_sweep(
-        name="exp", grid={"method": [{"technique": "streamingllm", "cache_size": [32, 64]}]}
-    )
+    path = evaluate_sweep(name="exp", grid={"method": [{"technique": "streamingllm", "cache_size": [32, 64]}]})
     plan, _, _ = run_file(path)
     # grow the plan without running it: the new cell must show up as a pending row
     cli._load_plan(path, [])

@@ -38,9 +38,7 @@ def test_resume_after_kill_9_runs_only_what_did_not_finish(sweep_file, tiny_mode
         max_concurrent=1,
         storage=str(storage),
         fixed={"model": str(tiny_model), "task": "passkey", "context_length": 1500, "samples": 40},
-        grid={
-            "method": [{"technique": "snapkv", "window_size": 8, "cache_size": [32, 48, 64, 96, 128, 160]}]
-        },
+        grid={"method": [{"technique": "snapkv", "window_size": 8, "cache_size": [32, 48, 64, 96, 128, 160]}]},
     )
     store = SweepStore(storage / "killed")
     launcher = sweeps("launch", str(path))

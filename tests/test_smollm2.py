@@ -43,9 +43,7 @@ def test_smollm2_finds_the_pass_key_and_eviction_loses_it(ray_session, sweep_fil
         assert record["metrics"]["empty_rate"] == 0.0, technique
         assert record["info"]["chat_template_applied"] is True
     assert results["snapkv"]["metrics"]["kv_cache_tokens"] == 128
-    assert (
-        results["baseline"]["metrics"]["kv_cache_tokens"] == results["baseline"]["metrics"]["prompt_tokens"]
-    )
+    assert results["baseline"]["metrics"]["kv_cache_tokens"] == results["baseline"]["metrics"]["prompt_tokens"]
 
 
 def test_a_gguf_file_and_the_alias_share_one_conversion(smollm2):

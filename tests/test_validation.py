@@ -58,8 +58,7 @@ def test_misspelt_parameter_and_technique():
     raw["grid"] = {"method": [{"technique": "snapkv", "cach_size": [128]}, {"technique": "snapvk"}]}
     messages = errors_of(raw)
     assert any(
-        m.startswith("grid.method[0].cach_size[0]: unknown key 'cach_size'")
-        and "did you mean 'cache_size'?" in m
+        m.startswith("grid.method[0].cach_size[0]: unknown key 'cach_size'") and "did you mean 'cache_size'?" in m
         for m in messages
     ), messages
     assert any(
@@ -73,9 +72,7 @@ def test_type_and_cross_field_errors():
     raw["grid"] = {"method": [{"technique": "snapkv", "window_size": 64, "cache_size": 32}]}
     messages = errors_of(raw)
     assert any(m.startswith("fixed.samples: 'many' is not an integer") for m in messages), messages
-    assert any(
-        m.startswith("grid.method[0].cache_size: must be larger than window_size (64)") for m in messages
-    )
+    assert any(m.startswith("grid.method[0].cache_size: must be larger than window_size (64)") for m in messages)
 
 
 def test_missing_required_and_bad_model_reference(tmp_path):
@@ -117,11 +114,10 @@ def test_cli_exits_2_before_starting_ray(tmp_path):
         "fixed: {model: org/model, task: passkey, quantization: int4}\n"
     )
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "sweeps.cli", "launch", str(bad)], capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "sweeps.cli", "launch", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
-    assert "fixed.quantization: unknown key 'quantization'" in proc.stderr
+    # DESIGN.md's own example: a typo that used to fail jobs late fails here, with the fix
+    assert "fixed.quantization: 'int4' is not accepted; accepted: 4, 8, null (did you mean 4?)" in proc.stderr
     assert not (tmp_path / "runs").exists()  # nothing was written: no storage, no MLflow, no Ray
     assert "ray" not in proc.stdout.lower()
     assert time.monotonic() - start < 60

@@ -1,6 +1,14 @@
 """KV-cache techniques, one module each, registered by name in ``TECHNIQUES``."""
 
-from evaluators.kvcache import baseline, snapkv, streamingllm  # noqa: F401  (registration)
+from evaluators.kvcache import (  # noqa: F401  (registration)
+    baseline,
+    duoattention,
+    h2o,
+    pyramidkv,
+    snapkv,
+    streamingllm,
+    weights,
+)
 from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, register
 
 __all__ = ["TECHNIQUES", "KVTechnique", "LayerView", "register"]

@@ -8,7 +8,8 @@ Mistral, Phi-3, ...), without re-deriving queries from hidden states per model f
 
 The wrapper also makes continuation correct when layers hold caches of different
 lengths (per-layer budgets): the model sizes its mask from layer 0, so layers whose
-cache differs get a bottom-right-aligned causal mask of their own.
+cache differs get a bottom-right-aligned causal mask of their own; and layers whose
+heads hold different lengths (DuoAttention) attend per group of heads.
 """
 
 from __future__ import annotations
@@ -23,19 +24,20 @@ from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from evaluators.kvcache.base import KVTechnique, LayerView
+from evaluators.kvcache.base import HeadSplit, KVTechnique, LayerView
+from evaluators.kvcache.headwise import HeadwiseLayer, HeadwiseStates, bottom_right_causal, headwise_attention
 
 PREFIX = "kvsweep_"
 
 
 @dataclass
 class Compression:
-    """One prefill's compression: the technique, the cache it prunes, and what it kept."""
+    """One prefill's compression: the technique, the cache it prunes, and what each head kept."""
 
     technique: KVTechnique
     cache: object
     num_layers: int
-    kept: dict[int, int] = field(default_factory=dict)
+    kept: dict[int, list[int]] = field(default_factory=dict)
 
     def apply(
         self,
@@ -47,16 +49,32 @@ class Compression:
     ) -> None:
         layer_idx = module.layer_idx
         layer = self.cache.layers[layer_idx]
+        heads = key.shape[1]
         if getattr(layer, "is_sliding", False):  # already bounded by the model's own window
-            self.kept[layer_idx] = key.shape[-2]
+            self.kept[layer_idx] = [key.shape[-2]] * heads
             return
-        view = LayerView(layer_idx, self.num_layers, query, key, value, scaling)
-        indices = self.technique.keep(view)
-        if indices is not None:
-            index = indices.unsqueeze(-1).expand(-1, -1, -1, key.shape[-1])
-            layer.keys = key.gather(2, index)
-            layer.values = value.gather(2, index)
-        self.kept[layer_idx] = layer.keys.shape[-2]
+        decision = self.technique.keep(LayerView(layer_idx, self.num_layers, query, key, value, scaling))
+        if decision is None:
+            self.kept[layer_idx] = [key.shape[-2]] * heads
+            return
+        if isinstance(decision, HeadSplit):
+            stream_keys, stream_values = _gather(key[:, ~decision.full], value[:, ~decision.full], decision.indices)
+            headwise = HeadwiseLayer(decision.full, key, value, stream_keys, stream_values)
+            self.cache.layers[layer_idx] = headwise
+            self.kept[layer_idx] = headwise.head_lengths()
+            return
+        kept_keys, kept_values = _gather(key, value, decision)
+        if hasattr(layer, "_quantized_keys"):  # a quantized cache holds the prefill in quantized form only
+            layer._quantized_keys = layer._quantize(kept_keys.contiguous(), axis=layer.axis_key)
+            layer._quantized_values = layer._quantize(kept_values.contiguous(), axis=layer.axis_value)
+        else:
+            layer.keys, layer.values = kept_keys, kept_values
+        self.kept[layer_idx] = [kept_keys.shape[-2]] * heads
+
+
+def _gather(key: torch.Tensor, value: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    index = indices.unsqueeze(-1).expand(-1, -1, -1, key.shape[-1])
+    return key.gather(2, index), value.gather(2, index)
 
 
 _ACTIVE: ContextVar[Compression | None] = ContextVar("kv_compression", default=None)
@@ -73,23 +91,18 @@ def compressing(technique: KVTechnique, cache: object, num_layers: int) -> Itera
         _ACTIVE.reset(token)
 
 
-def _bottom_right_causal(q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
-    """Query i of the last ``q_len`` tokens sees keys up to ``kv_len - q_len + i``."""
-    rows = torch.arange(q_len, device=device).view(-1, 1) + (kv_len - q_len)
-    cols = torch.arange(kv_len, device=device).view(1, -1)
-    return (cols <= rows).view(1, 1, q_len, kv_len)
-
-
 def _wrap(base_name: str):
     base = ALL_ATTENTION_FUNCTIONS[base_name] if base_name != "eager" else None
 
     def attention(module, query, key, value, attention_mask, **kwargs):
+        if isinstance(key, HeadwiseStates):
+            return headwise_attention(module, query, key, value, kwargs.get("scaling") or module.scaling), None
         if attention_mask is not None and attention_mask.shape[-1] != key.shape[-2]:
-            attention_mask = _bottom_right_causal(query.shape[-2], key.shape[-2], query.device)
+            attention_mask = bottom_right_causal(query.shape[-2], key.shape[-2], query.device)
             if base_name == "eager":
-                attention_mask = torch.zeros(
-                    attention_mask.shape, dtype=query.dtype, device=query.device
-                ).masked_fill(~attention_mask, torch.finfo(query.dtype).min)
+                attention_mask = torch.zeros(attention_mask.shape, dtype=query.dtype, device=query.device).masked_fill(
+                    ~attention_mask, torch.finfo(query.dtype).min
+                )
         fn = base or _eager()
         output, weights = fn(module, query, key, value, attention_mask, **kwargs)
         state = _ACTIVE.get()

@@ -51,16 +51,44 @@ class LayerView:
 
 
 @dataclass
+class HeadSplit:
+    """A keep decision that differs per KV head: ``full`` heads keep every token, the others
+    keep ``indices`` (``[batch, streaming heads, kept]``, ascending)."""
+
+    full: torch.Tensor
+    indices: torch.Tensor
+
+
+@dataclass
+class ModelContext:
+    """What a technique may look at once per model before a trial (DuoAttention estimates its
+    head pattern here); ``trial_dir`` receives any file it wants kept as an artifact."""
+
+    model: object
+    tokenizer: object
+    renderer: object
+    trial_dir: object
+
+
+@dataclass
 class KVTechnique:
     """Base of all techniques: the full cache (no compression)."""
 
     name: ClassVar[str] = ""
     #: parameters that label a trial in run names, with their short prefixes
     label_fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: weight quantization the technique stands for (``int8``/``int4`` of the studies), else None
+    weight_bits: ClassVar[int | None] = None
+    #: whether the technique's cache can be stored quantized (``kv_bits``)
+    supports_kv_bits: ClassVar[bool] = True
 
-    def keep(self, view: LayerView) -> torch.Tensor | None:
+    def keep(self, view: LayerView) -> torch.Tensor | HeadSplit | None:
         """Indices ``[batch, kv_heads, kept]`` of cached tokens to keep, ascending; None keeps all."""
         return None
+
+    def prepare(self, context: ModelContext) -> list[str]:
+        """Per-trial set-up with the model at hand; returns artifact file names written to the trial dir."""
+        return []
 
     def check(self) -> list[tuple[str, str]]:
         """Cross-field rules, as ``(field, message)`` pairs; empty when valid."""

@@ -34,6 +34,23 @@ class Sample:
 
 
 @dataclass
+class Scored:
+    """How one output scored.
+
+    ``scores`` holds the metrics that could be computed; ``missing`` says, per metric, why
+    one could not (no gold for this sample, nothing to parse), so it is reported as missing
+    rather than as 0 or NaN. ``format_ok`` is whether the output had the form the task asks
+    for (a number, a ``\\boxed{}``, valid JSON): the platform's early warning for broken outputs.
+    """
+
+    scores: dict[str, float]
+    format_ok: bool
+    extracted: object = None
+    missing: dict[str, str] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
 class Task:
     """Base of all tasks. Subclasses are dataclasses whose fields are the task's parameters."""
 
@@ -46,7 +63,8 @@ class Task:
     def samples(self, count: int, seed: int, prompt_length: PromptLength) -> list[Sample]:
         raise NotImplementedError
 
-    def score(self, answer: str, sample: Sample) -> dict[str, float]:
+    def score(self, answer: str, sample: Sample) -> Scored:
+        """Score one answer (reasoning already stripped); never raises on malformed output."""
         raise NotImplementedError
 
     def check(self) -> list[tuple[str, str]]:

@@ -7,10 +7,11 @@ most ``context_length`` tokens; depths given as a list are spread over the sampl
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 from evaluators.scoring import substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Task, register
+from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
 
 FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 QUESTION = "What is the pass key? Answer with the number only."
@@ -46,9 +47,7 @@ class Passkey(Task):
         if self.context_length < 64:
             problems.append(("context_length", f"must be at least 64 tokens, got {self.context_length}"))
         if not self.depths or any(not 0.0 <= d <= 1.0 for d in self.depths):
-            problems.append(
-                ("needle_depth", f"depths are fractions of the context in [0, 1], got {self.needle_depth}")
-            )
+            problems.append(("needle_depth", f"depths are fractions of the context in [0, 1], got {self.needle_depth}"))
         return problems
 
     def samples(self, count: int, seed: int, prompt_length: PromptLength) -> list[Sample]:
@@ -91,5 +90,10 @@ class Passkey(Task):
                 high = mid
         return low
 
-    def score(self, answer: str, sample: Sample) -> dict[str, float]:
-        return {"score": substring_exact_match(answer, sample.gold)}
+    def score(self, answer: str, sample: Sample) -> Scored:
+        number = re.search(r"\d+", answer)
+        return Scored(
+            scores={"score": substring_exact_match(answer, sample.gold)},
+            format_ok=number is not None,
+            extracted=number.group(0) if number else None,
+        )

@@ -1,0 +1,73 @@
+"""H2O: heavy hitters plus recent tokens (Zhang et al., 2023).
+
+A token's importance is the attention it receives, accumulated over every query of the
+prompt (not only a window, as in SnapKV). The cache keeps the ``cache_size − recent_size``
+heaviest earlier tokens and the ``recent_size`` most recent ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from evaluators.kvcache.base import KVTechnique, LayerView, register
+from evaluators.kvcache.snapkv import keep_top
+
+#: attention logits computed per chunk of queries, so long prompts never need an L x L matrix
+CHUNK_ELEMENTS = 2**26
+
+
+def accumulated_attention(view: LayerView) -> torch.Tensor:
+    """Attention each key receives, summed over all (causal) queries and averaged over each GQA group.
+
+    Returns ``[batch, kv_heads, tokens]`` in float32.
+    """
+    batch, kv_heads, length, dim = view.keys.shape
+    groups = view.groups
+    keys = view.keys.float().transpose(-1, -2)
+    totals = torch.zeros(batch, kv_heads, length, device=view.keys.device)
+    step = max(1, CHUNK_ELEMENTS // max(1, groups * kv_heads * length * batch))
+    key_pos = torch.arange(length, device=view.keys.device).view(1, length)
+    for start in range(0, length, step):
+        end = min(length, start + step)
+        q = view.queries[:, :, start:end, :].float()
+        q = q.reshape(batch, kv_heads, groups * (end - start), dim)
+        logits = torch.matmul(q, keys).view(batch, kv_heads, groups, end - start, length) * view.scaling
+        query_pos = torch.arange(start, end, device=logits.device).view(-1, 1)
+        logits = logits.masked_fill(key_pos > query_pos, float("-inf"))
+        totals += torch.softmax(logits, dim=-1).sum(dim=3).mean(dim=2)
+    return totals
+
+
+@register
+@dataclass
+class H2O(KVTechnique):
+    """Keep the ``cache_size − recent_size`` most attended tokens and the ``recent_size`` latest ones."""
+
+    name = "h2o"
+    label_fields = (("cache_size", "c"), ("recent_size", "r"))
+
+    cache_size: int = 1024
+    recent_size: int = 128
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.recent_size < 1:
+            problems.append(("recent_size", f"must be >= 1, got {self.recent_size}"))
+        if self.cache_size <= self.recent_size:
+            problems.append(
+                (
+                    "cache_size",
+                    f"must be larger than recent_size ({self.recent_size}): the cache holds "
+                    f"the recent tokens plus the heavy hitters, got {self.cache_size}",
+                )
+            )
+        return problems
+
+    def keep(self, view: LayerView) -> torch.Tensor | None:
+        length = view.length
+        if length < self.cache_size:
+            return None
+        scores = accumulated_attention(view)[..., : length - self.recent_size]
+        return keep_top(scores, self.cache_size - self.recent_size, length, self.recent_size)

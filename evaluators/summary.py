@@ -1,0 +1,63 @@
+"""From per-sample rows to a trial's metrics: averages over the samples that have each metric.
+
+A metric no sample could produce is reported missing with its reason — never as NaN
+averaged into a table, never as 0.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from evaluators.measure import MB
+
+
+def mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def task_metrics(rows: Sequence[dict], declared: Iterable[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """Average each task metric over the samples that have it; give a reason for those none have."""
+    names = list(dict.fromkeys([*declared, *(k for r in rows for k in r["scores"])]))
+    metrics: dict[str, float] = {}
+    missing: dict[str, str] = {}
+    for name in names:
+        values = [r["scores"][name] for r in rows if name in r["scores"]]
+        if values:
+            metrics[name] = sum(values) / len(values)
+            continue
+        reasons = Counter(r["missing"][name] for r in rows if name in r.get("missing", {}))
+        missing[name] = reasons.most_common(1)[0][0] if reasons else "no sample produced this metric"
+    return metrics, missing
+
+
+def health_metrics(rows: Sequence[dict]) -> dict[str, float]:
+    """Output health over all samples: empty, unformatted and unfinished-thinking rates."""
+    out = {
+        "empty_rate": mean([float(r["empty"]) for r in rows]),
+        "format_ok_rate": mean([float(r["format_ok"]) for r in rows]),
+        "unfinished_thinking_rate": mean([float(r["unfinished_thinking"]) for r in rows]),
+    }
+    thinking = [float(r["thinking_tokens"]) for r in rows if r["thinking_tokens"] is not None]
+    if thinking:
+        out["thinking_tokens"] = mean(thinking)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def measurements(rows: Sequence[dict], peak_memory_mb: float) -> dict[str, float]:
+    """Cache size, memory and speed of the trial."""
+    prefill_s = sum(r["prefill_s"] for r in rows)
+    decode_s = sum(r["decode_s"] for r in rows)
+    decode_steps = sum(r["decode_steps"] for r in rows)
+    out = {
+        "kv_cache_mb": mean([r["kv_cache_bytes"] / MB for r in rows]),
+        "kv_quant_meta_mb": mean([r["kv_quant_meta_bytes"] / MB for r in rows if r["kv_quant_meta_bytes"]]),
+        "kv_cache_tokens": mean([r["kv_cache_tokens"] for r in rows]),
+        "prompt_tokens": mean([float(r["input_tokens"]) for r in rows]),
+        "peak_memory_mb": peak_memory_mb,
+        "prefill_tokens_per_s": sum(r["input_tokens"] for r in rows) / prefill_s if prefill_s else None,
+        "decode_tokens_per_s": decode_steps / decode_s if decode_s and decode_steps else None,
+        "seconds_per_sample": mean([r["seconds"] for r in rows]),
+        "samples_done": float(len(rows)),
+    }
+    return {k: v for k, v in out.items() if v is not None}
