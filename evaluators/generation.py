@@ -79,6 +79,22 @@ def new_cache(model, kv_bits: int | None) -> DynamicCache:
     return QuantizedCache(backend="hqq", config=config, nbits=kv_bits, q_group_size=group)
 
 
+def _head_lengths(layer: object, recorded: list[int]) -> list[int]:
+    """Tokens each KV head of a layer holds after compression, read from the cache where it can be.
+
+    Quantized layers hold the prefill in packed form, so their lengths are the ones recorded
+    when they were compressed.
+    """
+    if hasattr(layer, "head_lengths"):
+        return layer.head_lengths()
+    if hasattr(layer, "_quantized_keys"):
+        return recorded
+    keys = getattr(layer, "keys", None)
+    if isinstance(keys, torch.Tensor) and keys.dim() == 4:
+        return [keys.shape[-2]] * keys.shape[1]
+    return recorded
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -116,14 +132,14 @@ def generate(
 
     _sync(device)
     start = time.perf_counter()
-    with compressing(technique, cache, model.config.num_hidden_layers) as state:
+    with compressing(technique, cache, model.config.num_hidden_layers) as state, technique.prefill(model):
         logits = _forward(model, ids[:, :split], cache, 0)
+    per_head = [_head_lengths(layer, state.kept.get(i, [])) for i, layer in enumerate(cache.layers)]
     if split < length:
         logits = _forward(model, ids[:, split:], cache, split)
     _sync(device)
     prefill_seconds = time.perf_counter() - start
     kv_bytes, kv_meta = cache_bytes(cache)
-    per_head = [state.kept.get(i, []) for i in range(model.config.num_hidden_layers)]
     kept = [sum(heads) / len(heads) if heads else 0.0 for heads in per_head]
 
     generated: list[int] = []

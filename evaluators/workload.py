@@ -18,7 +18,7 @@ class EvaluateWorkload:
 
     name = "evaluate"
     description = "Long-context evaluation of KV-cache techniques: prefill, compress, decode, score."
-    literal_keys: frozenset[str] = frozenset()
+    literal_keys: frozenset[str] = frozenset({"press_args"})  # kvpress parameters: a mapping per value
     key_metrics = ("score", "empty_rate", "kv_cache_mb", "seconds_per_sample")
     reuse_actors = True
 

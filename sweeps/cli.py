@@ -199,10 +199,11 @@ def list_(
     workloads = {name: registry.get(name) for name in sorted(registry.available())}
     if what == "workloads":
         table = Table(title="workloads", title_justify="left")
-        for column in ("name", "description", "offers"):
+        for column in ("name", "parameters", "description", "offers"):
             table.add_column(column)
         for name, workload in workloads.items():
-            table.add_row(name, workload.description, ", ".join(workload.catalog()))
+            own = ", ".join(filter(None, (_describe_fields(schema) for schema in workload.schemas({}))))
+            table.add_row(name, own, workload.description, ", ".join(workload.catalog()))
         console.print(table)
         return
     sections = {s: parts for w in workloads.values() for s, parts in w.catalog().items()}
@@ -212,7 +213,8 @@ def list_(
     for column in ("name", "parameters", "description"):
         table.add_column(column)
     for name, cls in sorted(sections[what].items()):
-        table.add_row(name, _describe_fields(cls), (cls.__doc__ or "").strip().splitlines()[0])
+        summary = (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")
+        table.add_row(name, _describe_fields(cls), summary)
     console.print(table)
 
 

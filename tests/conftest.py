@@ -11,7 +11,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import save_tiny  # noqa: E402
+from tiny import REASONING_TEMPLATE, save_tiny  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,19 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_plain(tmp_path_factory) -> Path:
     """The same tiny model, but its tokenizer has no chat template."""
-    return save_tiny(tmp_path_factory.mktemp("tiny-plain") / "model", chat_template=False)
+    return save_tiny(tmp_path_factory.mktemp("tiny-plain") / "model", chat_template=None)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_reasoning(tmp_path_factory) -> Path:
+    """The tiny model with a reasoning template that opens <think> (its outputs never close it)."""
+    return save_tiny(tmp_path_factory.mktemp("tiny-reasoning") / "model", chat_template=REASONING_TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_broken(tmp_path_factory) -> Path:
+    """A tiny model whose every answer decodes to an empty string."""
+    return save_tiny(tmp_path_factory.mktemp("tiny-broken") / "model", broken=True)
 
 
 @pytest.fixture(scope="session")

@@ -121,3 +121,21 @@ def test_cli_exits_2_before_starting_ray(tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing was written: no storage, no MLflow, no Ray
     assert "ray" not in proc.stdout.lower()
     assert time.monotonic() - start < 60
+
+
+def test_list_shows_what_is_registered_with_parameters():
+    from typer.testing import CliRunner
+
+    from evaluators.kvcache import TECHNIQUES
+    from sweeps import cli
+
+    runner = CliRunner(env={"COLUMNS": "250"})
+    techniques = runner.invoke(cli.app, ["list", "techniques"])
+    assert techniques.exit_code == 0
+    assert all(name in techniques.output for name in TECHNIQUES)
+    assert "window_size=32" in techniques.output and "sparsity=0.5" in techniques.output
+    workloads = runner.invoke(cli.app, ["list", "workloads"])
+    assert "evaluate" in workloads.output and "model=required" in workloads.output
+    assert "passkey" in runner.invoke(cli.app, ["list", "tasks"]).output
+    wrong = runner.invoke(cli.app, ["list", "techniqes"])
+    assert isinstance(wrong.exception, SpecError) and "did you mean 'techniques'?" in wrong.exception.render()

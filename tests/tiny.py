@@ -19,10 +19,12 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+#: a reasoning model's template, as DeepSeek-R1 distills have: the answer starts inside <think>
+REASONING_TEMPLATE = CHAT_TEMPLATE.replace("assistant\n{% endif %}", "assistant\n<think>\n{% endif %}")
 SPECIALS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tokenizer(chat_template: bool = True) -> PreTrainedTokenizerFast:
+def build_tokenizer(chat_template: str | None = CHAT_TEMPLATE) -> PreTrainedTokenizerFast:
     corpus = [FILLER, QUESTION, ANSWER_PREFIX, "The pass key is 12345. Remember it.", "user assistant system"]
     corpus += [" ".join(str(i) for i in range(d * 10, d * 10 + 10)) for d in range(10)]
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -45,7 +47,7 @@ def build_tokenizer(chat_template: bool = True) -> PreTrainedTokenizerFast:
         pad_token="</s>",
     )
     if chat_template:
-        fast.chat_template = CHAT_TEMPLATE
+        fast.chat_template = chat_template
     return fast
 
 
@@ -68,10 +70,18 @@ def build_model(
     return LlamaForCausalLM(config).eval()
 
 
-def save_tiny(path: Path, chat_template: bool = True) -> Path:
-    """A complete model folder (config, safetensors, tokenizer) that `from_pretrained` loads."""
+def save_tiny(path: Path, chat_template: str | None = CHAT_TEMPLATE, broken: bool = False) -> Path:
+    """A complete model folder (config, safetensors, tokenizer) that `from_pretrained` loads.
+
+    ``broken`` zeroes the final norm: every logit is 0, so greedy decoding always picks token 0
+    (``<unk>``, a special token) and every answer decodes to an empty string — the way a
+    damaged quantized checkpoint fails.
+    """
     tokenizer = build_tokenizer(chat_template)
     model = build_model(len(tokenizer), tokenizer.eos_token_id, tokenizer.bos_token_id)
+    if broken:
+        with torch.no_grad():
+            model.model.norm.weight.zero_()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

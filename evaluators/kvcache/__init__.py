@@ -4,6 +4,7 @@ from evaluators.kvcache import (  # noqa: F401  (registration)
     baseline,
     duoattention,
     h2o,
+    kvpress_backend,
     pyramidkv,
     snapkv,
     streamingllm,

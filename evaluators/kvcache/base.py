@@ -8,6 +8,7 @@ prefill gives the same cache as compressing after it, at a lower memory peak.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -85,6 +86,10 @@ class KVTechnique:
     def keep(self, view: LayerView) -> torch.Tensor | HeadSplit | None:
         """Indices ``[batch, kv_heads, kept]`` of cached tokens to keep, ascending; None keeps all."""
         return None
+
+    def prefill(self, model: object) -> AbstractContextManager:
+        """A context active around the prefill, for techniques that hook the model themselves."""
+        return nullcontext()
 
     def prepare(self, context: ModelContext) -> list[str]:
         """Per-trial set-up with the model at hand; returns artifact file names written to the trial dir."""
