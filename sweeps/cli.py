@@ -59,10 +59,6 @@ def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
     return store, root
 
 
-def _plan_rows(plan: Plan) -> list[dict]:
-    return [{"key": t.key, "name": plan.run_name(t), "params": t.config} for t in plan.trials]
-
-
 @app.command()
 def plan(file: Path, set_: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
     """Print the trials of a sweep file (key and varying parameters) without running anything."""
@@ -70,7 +66,7 @@ def plan(file: Path, set_: list[str] = typer.Option([], "--set", help=SET_HELP))
     spec = sweep.spec
     store = SweepStore(spec.sweep_dir)
     done = sum(store.is_done(t.key) for t in sweep.trials)
-    console.print(plan_table(f"{spec.name} · {spec.workload}", _plan_rows(sweep)))
+    console.print(plan_table(f"{spec.name} · {spec.workload}", sweep.records()))
     extra = f", {sweep.duplicates} duplicate cell(s) collapsed" if sweep.duplicates else ""
     stored = f"; {done} already completed in {store.root}" if done else ""
     console.print(f"[bold]{len(sweep.trials)} trial(s)[/]{extra}{stored}")
@@ -85,8 +81,8 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
     store = SweepStore(spec.sweep_dir)
     states = {t.key: store.state(t.key, False) for t in sweep.trials}
     metrics = metric_names(states.values(), sweep.workload.key_metrics)
-    console.print(state_table(f"{spec.name} results", _plan_rows(sweep), states, metrics))
-    for line in notes(_plan_rows(sweep), states):
+    console.print(state_table(f"{spec.name} results", sweep.records(), states, metrics))
+    for line in notes(sweep.records(), states):
         console.print(line, highlight=False)
     console.print(f"{counts_line(summary.counts)}  (ran {summary.ran}, skipped {summary.skipped} already completed)")
     if summary.failed:

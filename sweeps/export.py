@@ -45,6 +45,8 @@ def rows(store: SweepStore) -> list[dict]:
             flat[name] = value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
         for name, value in metrics.items():
             flat[name if name not in flat else f"metric.{name}"] = value
+        missing = result.get("missing") or {}
+        flat["missing"] = "; ".join(f"{k}: {v}" for k, v in sorted(missing.items())) or None
         flat["duration_s"] = result.get("duration_s") if state.status in ("done", "stopped") else None
         out.append(flat)
     return out

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sweeps import registry
 from sweeps.errors import FieldError, SpecError
 from sweeps.grid import expand
-from sweeps.secrets import is_secret
+from sweeps.secrets import is_secret, redact
 from sweeps.spec import SweepSpec
 from sweeps.validation import validate_params
 from sweeps.workload import Workload
@@ -58,6 +58,10 @@ class Plan:
 
     def by_key(self) -> dict[str, Trial]:
         return {t.key: t for t in self.trials}
+
+    def records(self) -> list[dict]:
+        """Key, readable name and (secret-free) config of every trial, as plan.json and tables hold them."""
+        return [{"key": t.key, "name": self.run_name(t), "params": redact(t.config)} for t in self.trials]
 
 
 def varying_keys(trials: list[Trial]) -> list[str]:

@@ -107,16 +107,6 @@ def check_capacity(spec_resources: Any, local: bool) -> None:
         log.warning(problem.render())
 
 
-def plan_records(plan: Plan) -> list[dict]:
-    return [{"key": t.key, "name": plan.run_name(t), "params": _public(t.config)} for t in plan.trials]
-
-
-def _public(params: dict) -> dict:
-    from sweeps.secrets import redact
-
-    return redact(params)
-
-
 def trial_config(plan: Plan, trial: Trial, store: SweepStore) -> dict:
     return {
         "params": trial.config,
@@ -200,7 +190,7 @@ def launch(
             ]
         )
     store.save_spec(raw)
-    store.save_plan(plan_records(plan))
+    store.save_plan(plan.records())
     store.mark_launch()
     summary = LaunchSummary()
     tracker = Tracker(spec.tracking, spec.storage_path, spec.experiment_name, spec.name)

@@ -196,9 +196,7 @@ def test_export_writes_one_row_per_trial_with_params_and_metrics(ray_session, ev
     # grow the plan without running it: the new cell must show up as a pending row
     cli._load_plan(path, [])
     grown, _ = cli._load_plan(path, ["grid.method[0].cache_size=[32, 64, 128]"])
-    SweepStore(grown.spec.sweep_dir).save_plan(
-        [{"key": t.key, "name": grown.run_name(t), "params": t.config} for t in grown.trials]
-    )
+    SweepStore(grown.spec.sweep_dir).save_plan(grown.records())
     runner = CliRunner()
     for fmt in ("csv", "parquet"):
         out = tmp_path / f"exp.{fmt}"
