@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -117,12 +117,14 @@ def generate(
     eos_ids: Collection[int],
     compress_until: int | None = None,
     kv_bits: int | None = None,
+    stop: Callable[[list[int]], bool] | None = None,
 ) -> Generation:
     """Greedy-decode after compressing the prompt's cache with ``technique``.
 
     ``compress_until`` splits the prompt: tokens before it are compressed, the rest (the
     question, when compression is not query-aware) is appended uncompressed. None
     compresses the whole prompt. ``kv_bits`` stores the cache quantized to that many bits.
+    ``stop`` ends generation early when it returns True for the tokens so far (e.g. at a line break).
     """
     device = model.device
     ids = torch.tensor([prompt_ids], device=device)
@@ -152,7 +154,7 @@ def generate(
         if token in eos_ids:
             stopped = True
             break
-        if step == max_new_tokens - 1:
+        if step == max_new_tokens - 1 or (stop is not None and stop(generated)):
             break
         steps.append(length + step)
         logits = _forward(model, torch.tensor([[token]], device=device), cache, length + step)

@@ -193,3 +193,63 @@ def split_thinking(text: str, opened_by_prompt: bool = False) -> Thinking:
     if THINK_OPEN in text or opened_by_prompt:
         return Thinking("", text.replace(THINK_OPEN, "").strip(), True, True)
     return Thinking(text.strip(), "", False, False)
+
+
+# -- answers on a line, numbers written alone, math answers -----------------------------------------
+def answer_line(text: str, prefix: str = "Answer:") -> str | None:
+    """The answer line: the first non-blank text after ``prefix`` (its own line or the next), else the first line.
+
+    Benchmarks that stop generation at the first newline (HELMET's RAG, re-rank and ICL) score
+    this line only; here the model may go on, and what it writes after is not scored. The prefix
+    is matched case-insensitively and also stripped when the model repeats it. None when blank.
+    """
+    marker = re.search(re.escape(prefix), text, flags=re.IGNORECASE)
+    rest = text[marker.end() :] if marker else text
+    line = next((candidate for candidate in rest.splitlines() if candidate.strip()), "")
+    line = re.sub(r"^\s*" + re.escape(prefix), "", line.strip(), flags=re.IGNORECASE).strip()
+    return line or None
+
+
+_LATEX_NOISE = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\ |\$|\s+")
+_WHOLE_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?%?")
+
+
+def _strip_latex(text: str) -> str:
+    text = _LATEX_NOISE.sub("", text)
+    text = re.sub(r"\\[dt]frac", r"\\frac", text)
+    text = re.sub(r"\\text\{([^{}]*)\}", r"\1", text)
+    text = text.replace("^\\circ", "").replace("^{\\circ}", "")
+    return text.rstrip(".")
+
+
+def as_number(text: str | None) -> float | None:
+    """``text`` as a number when it is nothing but one (``1,234``, ``-0.5``, ``3/4``, ``\\frac{3}{4}``, ``45%``).
+
+    Stricter than :func:`parse_number`, which finds a number anywhere: ``\\frac{\\pi}{2}`` or
+    ``x + 1`` are not numbers here, so comparing two answers numerically is only done when both
+    really are numbers.
+    """
+    if text is None:
+        return None
+    cleaned = _strip_latex(text)
+    fraction = re.fullmatch(r"\\frac\{([-+]?[\d.]+)\}\{([-+]?[\d.]+)\}|([-+]?[\d.]+)/([-+]?[\d.]+)", cleaned)
+    if fraction:
+        top, bottom = (g for g in fraction.groups() if g is not None)
+        try:
+            denominator = float(bottom)
+            return float(top) / denominator if denominator else None
+        except ValueError:
+            return None
+    if not cleaned or not re.search(r"\d", cleaned) or not _WHOLE_NUMBER.fullmatch(cleaned):
+        return None
+    return float(cleaned.rstrip("%").replace(",", ""))
+
+
+def math_answers_equal(predicted: str | None, gold: str) -> bool:
+    """Equal as numbers when both are numbers, else equal as LaTeX with spacing and sizing removed."""
+    if predicted is None:
+        return False
+    a, b = as_number(predicted), as_number(gold)
+    if a is not None and b is not None:
+        return numbers_equal(a, b)
+    return _strip_latex(predicted) == _strip_latex(gold)

@@ -27,6 +27,7 @@ from evaluators.measure import PeakMemory
 from evaluators.prompting import PromptRenderer
 from evaluators.quiet import quiet_libraries
 from evaluators.scoring import is_empty, split_thinking
+from evaluators.stopping import LineStop
 from evaluators.summary import health_metrics, mean, measurements, task_metrics
 
 GENERATIONS = "generations.jsonl"
@@ -74,6 +75,7 @@ class EvaluateTrainable(tune.Trainable):
         ]
         self.samples = self.task.samples(self.params.samples, self.params.seed, self.renderer.length)
         self.max_new_tokens = self.params.max_new_tokens or self.task.max_new_tokens
+        self.stop = LineStop.for_tokenizer(self.loaded.tokenizer) if self.task.stop_at_newline else None
         self.index = 0
         self.rows: list[dict] = []
         self.out = (self.trial_dir / GENERATIONS).open("w")
@@ -92,6 +94,7 @@ class EvaluateTrainable(tune.Trainable):
             eos_ids=self.loaded.eos_ids,
             compress_until=None if self.params.query_aware else rendered.question_start,
             kv_bits=self.params.kv_bits,
+            stop=self.stop,
         )
         output = visible_text(self.loaded.tokenizer, result.token_ids)
         thinking = split_thinking(output, self.renderer.opens_thinking)

@@ -36,8 +36,12 @@ class EvaluateWorkload:
     def run_name(self, params: Mapping[str, object], varying: Collection[str]) -> str:
         """E.g. ``snapkv w32 c256 maxpool · passkey``, plus any other varying parameter."""
         _, task, technique = config.split(params)
-        shown = _SHOWN | {f.name for f in fields(technique)}
-        extra = [f"{k}={_short(params[k])}" for k in sorted(varying) if k not in shown and k in params]
+        shown = _SHOWN | {f.name for f in fields(technique)} | set(task.label_fields)
+        extra = [
+            f"{k}={_short(params[k])}"
+            for k in sorted(varying)
+            if k not in shown and params.get(k) not in (None, "", [])
+        ]
         return " · ".join([technique.label(), " ".join([task.label(), *extra])])
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:

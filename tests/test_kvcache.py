@@ -145,3 +145,11 @@ def test_snapkv_keeps_the_window_and_the_most_attended_prefix():
     view = LayerView(0, 1, queries, keys, keys, 1.0)
     kept = TECHNIQUES["snapkv"](window_size=2, cache_size=4, kernel_size=1).keep(view)
     assert kept[0, 0].tolist() == [1, 3, 6, 7]
+
+
+def test_generation_ends_where_the_stop_rule_says(model, prompt):
+    result = generate(
+        model, prompt, TECHNIQUES["baseline"](), max_new_tokens=NEW, eos_ids=set(), stop=lambda tokens: len(tokens) == 3
+    )
+    full = run(model, prompt, TECHNIQUES["baseline"]())
+    assert result.token_ids == full.token_ids[:3] and not result.stopped_by_eos

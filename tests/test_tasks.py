@@ -72,3 +72,15 @@ def test_substring_exact_match_normalizes():
     assert substring_exact_match(" 46398.", ["46398"]) == 1.0
     assert substring_exact_match("The pass key is 4639", ["46398"]) == 0.0
     assert substring_exact_match("", ["46398"]) == 0.0
+
+
+def test_line_stop_waits_for_text_before_a_line_break(tokenizer):
+    from evaluators.stopping import LineStop
+
+    stop = LineStop.for_tokenizer(tokenizer)
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    words = tokenizer("The pass key", add_special_tokens=False)["input_ids"]
+    assert not stop(newline)  # a leading line break is not an answer yet
+    assert not stop(newline + words)
+    assert stop(newline + words + newline)
+    assert LineStop.for_tokenizer(tokenizer) is stop  # computed once per tokenizer

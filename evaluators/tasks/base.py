@@ -59,6 +59,10 @@ class Task:
     max_new_tokens: ClassVar[int] = 32
     #: per-sample metric names, averaged over samples into trial metrics
     metrics: ClassVar[tuple[str, ...]] = ("score",)
+    #: parameters the label shows (``rag nq``), so run names do not repeat them
+    label_fields: ClassVar[tuple[str, ...]] = ()
+    #: stop generating at the first line break after some text, as HELMET does for short answers
+    stop_at_newline: ClassVar[bool] = False
 
     def samples(self, count: int, seed: int, prompt_length: PromptLength) -> list[Sample]:
         raise NotImplementedError
@@ -71,4 +75,4 @@ class Task:
         return []
 
     def label(self) -> str:
-        return self.name
+        return " ".join([self.name, *(str(getattr(self, f)) for f in self.label_fields)])

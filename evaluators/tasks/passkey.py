@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from evaluators.scoring import substring_exact_match
 from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.fitting import Fitter
 
 FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 QUESTION = "What is the pass key? Answer with the number only."
@@ -69,26 +70,10 @@ class Passkey(Task):
         return samples
 
     def _fit_units(self, prompt_length: PromptLength) -> int:
-        """The most filler units whose prompt still fits ``context_length`` (binary search)."""
-
-        def tokens(units: int) -> int:
-            return prompt_length(_context(units, 0.5, "00000"), QUESTION, ANSWER_PREFIX)
-
-        if tokens(0) > self.context_length:
-            raise ValueError(
-                f"context_length {self.context_length} is too short for the question and chat template "
-                f"({tokens(0)} tokens without any filler)"
-            )
-        low, high = 0, 1
-        while tokens(high) <= self.context_length:
-            low, high = high, high * 2
-        while high - low > 1:
-            mid = (low + high) // 2
-            if tokens(mid) <= self.context_length:
-                low = mid
-            else:
-                high = mid
-        return low
+        """The most filler units whose prompt still fits ``context_length``."""
+        return Fitter(self.context_length, "filler").fit(
+            lambda units: prompt_length(_context(units, 0.5, "00000"), QUESTION, ANSWER_PREFIX)
+        )
 
     def score(self, answer: str, sample: Sample) -> Scored:
         number = re.search(r"\d+", answer)
