@@ -65,15 +65,16 @@ class Plan:
 
 
 def varying_keys(trials: list[Trial]) -> list[str]:
-    """Parameters whose effective value differs between trials (not applying counts as a value)."""
-    keys: list[str] = []
-    seen: set[str] = set()
+    """Parameters that take different values among the trials that have them.
+
+    A parameter only some trials have (``data_dir`` of the data tasks) varies only if those
+    trials disagree on it: run names show what distinguishes trials, not what merely applies.
+    """
+    values: dict[str, set[str]] = {}
     for trial in trials:
-        for k in trial.config:
-            if k not in seen:
-                seen.add(k)
-                keys.append(k)
-    return [k for k in keys if len({canonical_json(t.config[k]) if k in t.config else "<n/a>" for t in trials}) > 1]
+        for k, v in trial.config.items():
+            values.setdefault(k, set()).add(canonical_json(v))
+    return [k for k, seen in values.items() if len(seen) > 1]
 
 
 def make_plan(spec: SweepSpec) -> Plan:

@@ -115,6 +115,8 @@ def trial_config(plan: Plan, trial: Trial, store: SweepStore) -> dict:
             "key": trial.key,
             "trial_dir": str(store.trial_dir(trial.key)),
             "workload": plan.workload.name,
+            # relative paths in the file (models, data) mean what they mean where the sweep was launched
+            "launch_dir": os.getcwd(),
         },
     }
 

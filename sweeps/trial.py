@@ -41,6 +41,17 @@ def split_result(result: Mapping[str, Any]) -> tuple[dict[str, float], dict[str,
     return metrics, extra
 
 
+def enter_launch_dir(trial_config: Mapping[str, Any]) -> None:
+    """Run the trial where the sweep was launched, so relative paths in the file resolve as there.
+
+    Ray Tune starts trials in their own folder; on a node where the launch folder does not
+    exist (another machine), the trial stays where Ray put it and needs absolute paths.
+    """
+    launch_dir = trial_config["context"].get("launch_dir")
+    if launch_dir and os.path.isdir(launch_dir):
+        os.chdir(launch_dir)
+
+
 class TrialRecorder:
     """Writes one trial attempt's ``started.json`` and ``result.json``."""
 
@@ -143,6 +154,7 @@ def wrap_class(cls: type) -> type:
 
     class Recorded(cls):
         def setup(self, config: dict) -> None:
+            enter_launch_dir(config["trial"])
             self._recorder = TrialRecorder(config["trial"])
             self._recorder.begin()
             try:
@@ -152,6 +164,7 @@ def wrap_class(cls: type) -> type:
                 raise
 
         def reset_config(self, new_config: dict) -> bool:
+            enter_launch_dir(new_config["trial"])
             self._recorder = TrialRecorder(new_config["trial"])
             self._recorder.begin()
             try:
@@ -179,6 +192,7 @@ def wrap_function(fn: Callable[[dict], Mapping[str, Any] | None]) -> Callable[[d
     from ray import tune
 
     def recorded(config: dict) -> None:
+        enter_launch_dir(config["trial"])
         recorder = TrialRecorder(config["trial"])
         recorder.begin()
         try:

@@ -212,3 +212,17 @@ def test_export_writes_one_row_per_trial_with_params_and_metrics(ray_session, ev
         assert rows[128]["status"] == "pending" and rows[128]["score"] is None
         assert {"key", "status", "technique", "sink_tokens", "model", "empty_rate"} <= set(table[0])
         assert all(r["hf_token"] == "***" for r in table)
+
+
+def test_relative_paths_resolve_from_where_the_sweep_is_launched(ray_session, sweep_file, tiny_model, monkeypatch):
+    monkeypatch.chdir(tiny_model.parent)  # the sweep names its model as a path relative to here
+    path = sweep_file(
+        name="relative",
+        experiment="relative",
+        max_concurrent=1,
+        fixed={"model": tiny_model.name, "task": "passkey", "context_length": 200, "samples": 1},
+    )
+    plan, summary, _ = run_file(path)
+    record = SweepStore(plan.spec.sweep_dir).result(plan.trials[0].key)
+    assert summary.counts["done"] == 1, record.get("error")
+    assert record["params"]["model"] == tiny_model.name
