@@ -23,7 +23,7 @@ from evaluators.generation import generate
 from evaluators.health import canary, health_tags, visible_text
 from evaluators.kvcache.base import ModelContext
 from evaluators.loader import ModelCache
-from evaluators.measure import PeakMemory
+from evaluators.measure import MB, PeakMemory
 from evaluators.prompting import PromptRenderer
 from evaluators.quiet import quiet_libraries
 from evaluators.scoring import is_empty, split_thinking
@@ -62,10 +62,10 @@ class EvaluateTrainable(tune.Trainable):
         cpus = int(self.trial_resources.required_resources.get("CPU", 0) or 0) if self.trial_resources else 0
         if cpus > 0:
             torch.set_num_threads(cpus)
-        request = evaluate_config.model_request(self.params, self.device)
-        self.loaded, self.fresh_load = self.models.get(request)
+        self.request = evaluate_config.model_request(self.params, self.device)
+        self.loaded, self.fresh_load = self.models.get(self.request)
         if self.fresh_load:
-            self.canary_answer = canary(self.loaded, self.params.chat_template, request.describe())
+            self.canary_answer = canary(self.loaded, self.params.chat_template, self.request.describe())
         self.renderer = PromptRenderer(self.loaded.tokenizer, self.params.chat_template)
         self.artifacts = [
             GENERATIONS,
@@ -142,6 +142,7 @@ class EvaluateTrainable(tune.Trainable):
         metrics, missing = task_metrics(self.rows, self.task.metrics)
         metrics.update(health_metrics(self.rows))
         metrics.update(measurements(self.rows, self.memory.stop()))
+        metrics["model_memory_mb"] = self.loaded.model.get_memory_footprint() / MB
         return {
             **metrics,
             "done": True,
@@ -154,6 +155,7 @@ class EvaluateTrainable(tune.Trainable):
                 "model_loads_in_worker": self.models.loads,
                 "worker": f"{socket.gethostname()}:{os.getpid()}",
                 "device": self.device,
+                "weights": self.request.describe(),
                 "chat_template_applied": self.renderer.applied,
                 "max_new_tokens": self.max_new_tokens,
             },

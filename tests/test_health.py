@@ -125,3 +125,28 @@ def test_chat_template_off_for_a_chat_model_is_tagged_on_the_run(ray_session, sw
     assert "health.chat_template" not in runs["auto"].data.tags
     status = CliRunner().invoke(cli.app, ["status", str(path)], env={"COLUMNS": "200"})
     assert "⚠ health.chat_template" in status.output and "off_for_chat_model" in status.output
+
+
+def test_weights_quantized_with_bitsandbytes_combine_with_any_technique(ray_session, sweep_file, tiny_model):
+    path = sweep_file(
+        name="quant",
+        experiment="quant",
+        max_concurrent=1,
+        fixed={"model": str(tiny_model), "task": "passkey", "context_length": 200, "samples": 1},
+        grid={
+            "method": [
+                {"technique": ["baseline", "int8", "int4"]},
+                {"technique": "snapkv", "window_size": 8, "cache_size": 32, "quantization": 4},
+            ]
+        },
+    )
+    plan, summary, _ = run_file(path)
+    assert summary.counts == {"done": 4}
+    store = SweepStore(plan.spec.sweep_dir)
+    by_name = {plan.run_name(t): store.result(t.key) for t in plan.trials}
+    memory = {name: r["metrics"]["model_memory_mb"] for name, r in by_name.items()}
+    assert memory["int4 · passkey"] < memory["int8 · passkey"] < memory["baseline · passkey"]
+    snap = by_name["snapkv w8 c32 avgpool · passkey quantization=4"]
+    assert snap["info"]["weights"].endswith("(cpu, 4-bit weights)")
+    assert snap["metrics"]["model_memory_mb"] == memory["int4 · passkey"]  # the same NF4 model, reused
+    assert snap["metrics"]["kv_cache_tokens"] == 32
