@@ -7,7 +7,7 @@ averaged into a table, never as 0.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from evaluators.measure import MB
 
@@ -16,8 +16,12 @@ def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def task_metrics(rows: Sequence[dict], declared: Iterable[str]) -> tuple[dict[str, float], dict[str, str]]:
-    """Average each task metric over the samples that have it; give a reason for those none have."""
+def task_metrics(rows: Sequence[dict], declared: Sequence[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """Average each task metric over the samples that have it; give a reason for those none have.
+
+    ``score`` is the task's own, or else its primary metric (the first it declares), so a table
+    or an MLflow comparison across tasks has one column to read; missing stays missing, with the reason.
+    """
     names = list(dict.fromkeys([*declared, *(k for r in rows for k in r["scores"])]))
     metrics: dict[str, float] = {}
     missing: dict[str, str] = {}
@@ -28,6 +32,12 @@ def task_metrics(rows: Sequence[dict], declared: Iterable[str]) -> tuple[dict[st
             continue
         reasons = Counter(r["missing"][name] for r in rows if name in r.get("missing", {}))
         missing[name] = reasons.most_common(1)[0][0] if reasons else "no sample produced this metric"
+    primary = declared[0] if declared else None
+    if primary and "score" not in names:  # a task that computes its own score keeps it
+        if primary in metrics:
+            metrics["score"] = metrics[primary]
+        elif primary in missing:
+            missing["score"] = missing[primary]
     return metrics, missing
 
 

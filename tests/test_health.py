@@ -50,11 +50,17 @@ def test_a_metric_no_sample_can_compute_is_missing_with_its_reason():
         {"scores": {"accuracy": 0.0}, "missing": {"abs_error": "no number in \\boxed{}"}},
     ]
     metrics, missing = task_metrics(rows, ("accuracy", "abs_error"))
-    assert metrics == {"accuracy": 0.5}  # not 0, not NaN
+    assert metrics == {"accuracy": 0.5, "score": 0.5}  # not 0, not NaN; score is the primary metric
     assert missing == {"abs_error": "no number in \\boxed{}"}
     rows[1]["scores"]["abs_error"] = 3.0
     metrics, missing = task_metrics(rows, ("accuracy", "abs_error"))
     assert metrics["abs_error"] == 3.0 and missing == {}  # averaged over the samples that have it
+    metrics, missing = task_metrics(rows, ("abs_error", "accuracy"))
+    assert metrics["score"] == 3.0
+    metrics, missing = task_metrics(
+        [{"scores": {}, "missing": {"ndcg_at_10": "no relevant passage shown"}}], ("ndcg_at_10",)
+    )
+    assert missing == {"ndcg_at_10": "no relevant passage shown", "score": "no relevant passage shown"}
 
 
 def test_a_model_that_answers_nothing_fails_the_canary_and_the_sweep_goes_on(
