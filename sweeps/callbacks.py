@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sweeps.store import COMPLETED_STATUS, RUNNING, STOPPED_STATUS, SweepStore
 from sweeps.tracking import Tracker
 from sweeps.trial import split_result
+from sweeps.workload import STEP
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,9 @@ class SweepCallback(Callback):
         run_id = self._run_id(key)
         if run_id:
             metrics, _ = split_result({k: v for k, v in result.items() if k not in _TUNE_KEYS})
-            step = int(result.get("training_iteration", 0))
+            step = int(
+                result[STEP] if isinstance(result.get(STEP), (int, float)) else result.get("training_iteration", 0)
+            )
             self._safely("log progress", key, lambda: self.tracker.log_metrics(run_id, metrics, step))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

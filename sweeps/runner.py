@@ -117,6 +117,8 @@ def trial_config(plan: Plan, trial: Trial, store: SweepStore) -> dict:
             "workload": plan.workload.name,
             # relative paths in the file (models, data) mean what they mean where the sweep was launched
             "launch_dir": os.getcwd(),
+            # the file's per-trial resources, for trainables that launch workers of their own (Ray Train)
+            "resources": {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu},
         },
     }
 
@@ -149,12 +151,14 @@ def make_scheduler(spec):
 
     s = spec.scheduler
     return ASHAScheduler(
-        time_attr="training_iteration",
+        time_attr=s.time_attr,
         metric=s.metric,
         mode=s.mode,
         max_t=s.max_t,
         grace_period=s.grace_period,
         reduction_factor=s.reduction_factor,
+        # a trial that survives every rung runs to its own end and counts as done, not stopped
+        stop_last_trials=False,
     )
 
 
@@ -273,6 +277,11 @@ def _run_tune(
         wrap(workload.trainable()), lambda config: workload.resources(config["trial"]["params"], cpu, gpu)
     )
     failed, stopped = driver_records(store, plan)
+    if spec.scheduler is not None:
+        # Trials may report the scheduler's metric only on some results (a training's eval_loss
+        # at its evaluation steps, between per-step train metrics); ASHA decides on those that
+        # carry it. Tune would otherwise fail the sweep at the first result without it.
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     callback = SweepCallback(
         store,
         tracker,

@@ -30,8 +30,12 @@ class SchedulerSpec(BaseModel):
     type: Literal["asha"] = "asha"
     metric: str
     mode: Literal["min", "max"] = "min"
+    #: what the rungs count: a training's global ``step`` (it goes on after a resume), or
+    #: Tune's ``training_iteration`` (results reported so far)
+    time_attr: str = "step"
     grace_period: int = Field(1, ge=1)
-    max_t: int = Field(100, ge=1)
+    #: the last rung is below this; trials are never stopped for reaching it (they end on their own)
+    max_t: int = Field(100_000, ge=1)
     reduction_factor: float = Field(3, gt=1)
 
 

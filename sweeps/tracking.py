@@ -199,6 +199,8 @@ class Tracker:
             path = trial_dir / name
             if path.is_file():
                 self.client.log_artifact(run_id, str(path))
+            elif path.is_dir():  # e.g. a LoRA adapter: kept as a folder of the same name
+                self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
         self.client.set_terminated(run_id, status="FINISHED" if completed else "FAILED")
         # Last, so that a launcher killed anywhere above leaves the result to be mirrored again.
         self.client.set_tag(run_id, SYNCED, str(record.get("finished_at")))

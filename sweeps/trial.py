@@ -202,6 +202,11 @@ def wrap_function(fn: Callable[[dict], Mapping[str, Any] | None]) -> Callable[[d
             # failure. The driver records it as stopped, with the metrics Tune last received.
             raise
         except BaseException as exc:
+            if _stopped_by_tune():
+                # Stopped while waiting on work elsewhere (a Ray Train run, whose workers go down
+                # with this actor): that work fails with the stop. Not a failure of the trial:
+                # the driver records it as stopped.
+                raise
             recorder.fail(exc)
             raise
         recorder.complete(final)
@@ -209,6 +214,17 @@ def wrap_function(fn: Callable[[dict], Mapping[str, Any] | None]) -> Callable[[d
 
     recorded.__name__ = getattr(fn, "__name__", "trial")
     return recorded
+
+
+def _stopped_by_tune() -> bool:
+    """Whether Tune has asked this function trainable to stop (its scheduler ended the trial)."""
+    try:
+        from ray.train._internal.session import get_session
+    except ImportError:  # a Ray without Tune's function session: nothing can have been asked
+        return False
+    session = get_session()
+    stop = getattr(session, "stop_event", None)
+    return bool(stop is not None and stop.is_set())
 
 
 def wrap(trainable: Any) -> Any:

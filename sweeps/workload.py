@@ -9,10 +9,14 @@ What a trainable sees and returns (plain values only, so that nothing ties it to
 
 - ``config["params"]``: the trial's validated parameters (defaults dropped);
 - ``config["context"]``: ``sweep``, ``key``, ``trial_dir`` (a folder in storage it owns),
-  ``workload``;
+  ``workload``, ``resources`` (the sweep file's ``{cpu, gpu}``, for trainables that launch
+  workers of their own, such as a Ray Train worker group);
+- intermediate results (``tune.report``) are mirrored to MLflow as they arrive, at the
+  result's ``step`` when it has one (a training's global step, which goes on after a
+  resume), else at Tune's ``training_iteration``;
 - its final result (``done=True`` from a class trainable's ``step``, or the dict a
-  function trainable returns) holds metrics, plus optional ``_artifacts`` (file names in
-  ``trial_dir``), ``_info`` (JSON facts such as load timings), ``_tags`` (``name → value``
+  function trainable returns) holds metrics, plus optional ``_artifacts`` (names of files
+  or folders in ``trial_dir``), ``_info`` (JSON facts such as load timings), ``_tags`` (``name → value``
   strings for the MLflow run; ``health.*`` tags are shown as warnings) and ``_missing``
   (``metric → reason`` for metrics that could not be computed: reported, never as 0).
 
@@ -31,6 +35,8 @@ INFO = "_info"
 TAGS = "_tags"
 MISSING = "_missing"
 HEALTH_PREFIX = "health."
+#: an intermediate result's x-axis in MLflow, when the trainable reports one
+STEP = "step"
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ from rich.console import Console
 from evaluators.scoring import answer_line, as_number, math_answers_equal
 from evaluators.tasks import TASKS, Sample
 from evaluators.tasks.constraints import Constraint, parse_path, select
-from evaluators.tasks.json_output import same_json
+from evaluators.tasks.json_checks import same_json
 from sweeps import cli
 from sweeps.runner import launch
 from sweeps.store import SweepStore

@@ -1,4 +1,6 @@
 """Fine-tuning workloads: SFT and GRPO with LoRA/QLoRA on Ray Train + DeepSpeed + TRL + PEFT.
 
-Not registered as workloads yet; `sweeps list workloads` shows what is available.
+``trainers.workload`` is what the sweep core sees (entry points ``sft`` and ``grpo``);
+``trainers.trainable`` is a trial's driver, ``trainers.worker``/``trainers.run`` what each
+Ray Train worker runs. Scoring comes from ``evaluators``; nothing here imports ``sweeps``.
 """

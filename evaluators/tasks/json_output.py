@@ -17,49 +17,29 @@ constraints are not (the instruction states the requirements in words, as a user
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
-from evaluators.scoring import extract_json
 from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
 from evaluators.tasks.constraints import Constraint
 from evaluators.tasks.datafiles import Row
+from evaluators.tasks.json_checks import check_json, parse_constraints, schema_problem
 from evaluators.tasks.posttrain_files import data_problems, rows, sample_id
-
-
-def same_json(a: Any, b: Any) -> bool:
-    """Deep equality of JSON values, numbers by value (``1 == 1.0``) but booleans never equal to numbers."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
 
 
 def _schema(row: Row) -> dict[str, Any]:
     schema = row.get("schema", dict)
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise row.error(f"field 'schema' is not a valid JSON schema: {exc.message}") from None
+    problem = schema_problem(schema)
+    if problem:
+        raise row.error(f"field 'schema' {problem}")
     return schema
 
 
 def _constraints(row: Row) -> list[Constraint]:
-    out = []
-    for index, spec in enumerate(row.get("constraints", list, default=[])):
-        try:
-            out.append(Constraint.parse(spec))
-        except ValueError as exc:
-            raise row.error(f"constraints[{index}]: {exc}") from None
-    return out
+    try:
+        return parse_constraints(row.get("constraints", list, default=[]))
+    except ValueError as exc:
+        raise row.error(f"constraints{exc}") from None
 
 
 @register
@@ -99,27 +79,24 @@ class JsonOutput(Task):
         )
 
     def score(self, answer: str, sample: Sample) -> Scored:
-        value = extract_json(answer)
-        scored = Scored(scores={}, format_ok=value is not None, extracted=value)
-        schema: dict[str, Any] = sample.meta["schema"]  # type: ignore[assignment]
-        errors = (
-            [e.message for e in jsonschema.validators.validator_for(schema)(schema).iter_errors(value)]
-            if value is not None
-            else ["no JSON in the output"]
-        )
-        valid = not errors
-        scored.scores["validity_rate"] = float(valid)
         constraints = [Constraint(**c) for c in sample.meta["constraints"]]  # type: ignore[union-attr]
-        broken = [c.label for c in constraints if valid and c.problems(value)]
-        if not valid:
-            scored.details["schema_errors"] = errors[:5]
+        has_gold = bool(sample.meta["has_gold"])
+        check = check_json(
+            answer,
+            sample.meta["schema"],  # type: ignore[arg-type]
+            constraints,
+            json.loads(sample.gold[0]) if has_gold else None,
+            has_gold,
+        )
+        scored = Scored(scores={"validity_rate": float(check.valid)}, format_ok=check.found, extracted=check.value)
+        if not check.valid:
+            scored.details["schema_errors"] = check.schema_errors[:5]
             scored.missing["violation_rate"] = "the output is not valid JSON for the schema"
         elif not constraints:
             scored.missing["violation_rate"] = "this line has no constraints"
         else:
-            scored.scores["violation_rate"] = len(broken) / len(constraints)
-        if broken:
-            scored.details["violated"] = [problem for c in constraints for problem in c.problems(value)]
-        matches_gold = not sample.meta["has_gold"] or same_json(value, json.loads(sample.gold[0]))
-        scored.scores["score"] = float(valid and not broken and matches_gold)
+            scored.scores["violation_rate"] = check.violation_rate  # type: ignore[assignment]
+        if check.violations:
+            scored.details["violated"] = check.violations
+        scored.scores["score"] = float(check.correct)
         return scored

@@ -1,0 +1,272 @@
+"""The sft and grpo workloads end to end: real Ray Train workers, DeepSpeed over gloo, TRL, MLflow.
+
+Each test is one sweep launch (or two, for resume), so they are few and each checks a lot:
+the learning signal on SmolLM2 with two ZeRO-2 workers, GRPO rewards per step, ASHA early
+stopping as the core records it, and a trial that survives `kill -9` of its launcher.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from rich.console import Console
+from typer.testing import CliRunner
+
+from sweeps import cli
+from sweeps.runner import launch
+from sweeps.store import SweepStore
+from sweeps.tracking import embedded_uri
+from trainers.arithmetic import arithmetic_rows, write_dataset, write_jsonl
+from trainers.checkpoints import MARKER, latest_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def run_file(path: Path, *overrides: str):
+    plan, raw = cli._load_plan(path, list(overrides))
+    out = io.StringIO()
+    summary = launch(plan, raw, console=Console(file=out, width=200))
+    return plan, summary, out.getvalue()
+
+
+def child_runs(storage: Path, experiment: str) -> list:
+    client = MlflowClient(embedded_uri(storage))
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    return [r for r in runs if r.data.tags.get("sweeps.role") != "parent"]
+
+
+def history(storage: Path, run_id: str, metric: str) -> dict[int, float]:
+    """A metric's value per MLflow step, as mirrored while the trial ran (the final mirror is left out)."""
+    client = MlflowClient(embedded_uri(storage))
+    values: dict[int, float] = {}
+    for point in sorted(client.get_metric_history(run_id, metric), key=lambda p: p.timestamp):
+        values.setdefault(point.step, point.value)
+    return values
+
+
+@pytest.fixture
+def trainer_sweep(sweep_file):
+    def make(name: str, workload: str = "sft", **spec):
+        spec.setdefault("experiment", name)
+        spec.setdefault("max_concurrent", 1)
+        return sweep_file(name=name, workload=workload, **spec)
+
+    return make
+
+
+def test_sft_on_two_zero2_workers_learns_the_answer_format(ray_session, trainer_sweep, smollm2, tmp_path):
+    """SmolLM2 answers arithmetic in prose; a few LoRA steps teach it to answer with \\boxed{} alone."""
+    rows = arithmetic_rows(120, seed=0, kind="sft")
+    for row in rows:  # a short system turn keeps the sequences (and the CPU steps) short
+        row["prompt"] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": row["prompt"]}]
+    data = write_jsonl(tmp_path / "arithmetic.jsonl", rows)
+    path = trainer_sweep(
+        "sft-learn",
+        fixed={
+            "model": "smollm2-135m-instruct",
+            "dataset": str(data),
+            "num_workers": 2,
+            "zero_stage": 2,
+            "max_steps": 6,
+            "batch_size": 2,
+            "learning_rate": 3e-3,
+            "lora_r": 8,
+            "lora_alpha": 16,
+            "save_steps": 3,
+            "eval_fraction": 0.1,
+            "max_new_tokens": 8,
+            "eval_base_model": True,
+        },
+    )
+    plan, summary, out = run_file(path)
+    assert summary.counts["done"] == 1, out
+    (trial,) = plan.trials
+    store = SweepStore(plan.spec.sweep_dir)
+    record = store.result(trial.key)
+    metrics, info = record["metrics"], record["info"]
+    # the learning signal: the held-out format rate rises from the base model's
+    assert metrics["base_eval_format_ok_rate"] <= 0.25
+    assert metrics["eval_format_ok_rate"] >= metrics["base_eval_format_ok_rate"] + 0.5
+    assert metrics["eval_empty_rate"] == 0 and "eval_accuracy" in metrics
+    assert info["world_size"] == 2 and info["global_step"] == 6 and info["resumed_from_step"] == 0
+    assert info["lora_targets"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+    # every rank's ZeRO-2 optimizer shard is in the trial's folder, and the checkpoint is marked complete
+    trial_dir = store.trial_dir(trial.key)
+    shards = sorted(p.name for p in (trial_dir / "checkpoints" / "checkpoint-3" / "global_step3").iterdir())
+    assert (
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt" in shards and "zero_pp_rank_1_mp_rank_00_optim_states.pt" in shards
+    )
+    assert latest_checkpoint(trial_dir / "checkpoints") == trial_dir / "checkpoints" / "checkpoint-6"
+    generations = [json.loads(line) for line in (trial_dir / "eval_generations.jsonl").read_text().splitlines()]
+    assert len(generations) == info["held_out_rows"] == 12
+    assert sum(g["format_ok"] for g in generations) / 12 == pytest.approx(metrics["eval_format_ok_rate"])
+
+    # per logging step in MLflow: loss, learning rate, grad norm, tokens/s; eval_loss at the eval steps
+    storage = plan.spec.storage_path
+    (run,) = child_runs(storage, "sft-learn")
+    for metric in ("loss", "learning_rate", "grad_norm"):
+        assert set(range(1, 7)) <= set(history(storage, run.info.run_id, metric)), metric
+    assert set(range(2, 7)) <= set(history(storage, run.info.run_id, "tokens_per_s"))
+    assert {3, 6} <= set(history(storage, run.info.run_id, "eval_loss"))
+    losses = history(storage, run.info.run_id, "loss")
+    assert losses[6] < losses[1] / 2
+    client = MlflowClient(embedded_uri(storage))
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "adapter",
+        "chat_example.txt",
+        "eval_generations.jsonl",
+        "result.json",
+    }
+    assert "adapter/adapter_model.safetensors" in {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
+
+
+def test_grpo_runs_steps_and_logs_each_reward(ray_session, trainer_sweep, tiny_model, tmp_path):
+    data = write_dataset(tmp_path / "grpo.jsonl", count=40, kind="grpo")
+    path = trainer_sweep(
+        "grpo-steps",
+        workload="grpo",
+        fixed={
+            "model": str(tiny_model),
+            "dataset": str(data),
+            "max_steps": 2,
+            "batch_size": 4,
+            "num_generations": 4,
+            "max_completion_length": 8,
+            "rewards": {"boxed_match": 1.0, "format": 0.5, "length_penalty": 0.1},
+            "save_steps": 2,
+            "max_new_tokens": 4,
+        },
+    )
+    plan, summary, out = run_file(path)
+    assert summary.counts["done"] == 1, out
+    record = SweepStore(plan.spec.sweep_dir).result(plan.trials[0].key)
+    metrics = record["metrics"]
+    assert record["info"]["global_step"] == 2
+    for name in ("boxed_match", "format", "length_penalty"):
+        assert f"rewards/{name}/mean" in metrics and f"rewards/{name}/std" in metrics
+    assert -1.0 <= metrics["rewards/length_penalty/mean"] < 0
+    assert 0 < metrics["completions/mean_length"] <= 8
+    storage = plan.spec.storage_path
+    (run,) = child_runs(storage, "grpo-steps")
+    for metric in ("reward", "reward_std", "rewards/format/mean", "rewards/boxed_match/std", "completions/mean_length"):
+        assert {1, 2} <= set(history(storage, run.info.run_id, metric)), metric
+
+
+def test_asha_stops_a_poor_lora_trial_and_the_sweep_records_it(ray_session, trainer_sweep, tiny_model, tmp_path):
+    data = write_dataset(tmp_path / "sft.jsonl", count=60, kind="sft")
+    path = trainer_sweep(
+        "asha",
+        scheduler={"type": "asha", "metric": "eval_loss", "mode": "min", "grace_period": 2, "reduction_factor": 2},
+        fixed={
+            "model": str(tiny_model),
+            "dataset": str(data),
+            "max_steps": 8,
+            "batch_size": 4,
+            "zero_stage": 0,
+            "save_steps": 4,
+            "eval_steps": 2,
+            "max_new_tokens": 4,
+        },
+        # the first trial sets the bar at the first rung; a learning rate of 0 cannot beat it
+        grid={"learning_rate": [3e-3, 0.0]},
+    )
+    plan, summary, out = run_file(path)
+    assert summary.counts == Counter({"done": 1, "stopped": 1}), out
+    good, poor = plan.trials
+    store = SweepStore(plan.spec.sweep_dir)
+    assert store.result(good.key)["metrics"]["step"] == 8
+    stopped = store.result(poor.key)
+    assert stopped["status"] == "stopped" and stopped["stopped_by"] == "asha on eval_loss"
+    assert stopped["metrics"]["step"] == 2 and stopped["metrics"]["eval_loss"] > 0
+
+    storage = plan.spec.storage_path
+    status = CliRunner().invoke(cli.app, ["status", "asha", "--storage", str(storage)], env={"COLUMNS": "200"})
+    assert "1 done, 1 stopped" in status.output and f"stopped {poor.key}" in status.output
+    tags = {r.data.tags["sweeps.trial_key"]: r.data.tags for r in child_runs(storage, "asha")}
+    assert tags[poor.key]["sweeps.status"] == "stopped" and tags[good.key]["sweeps.status"] == "done"
+    exported = tmp_path / "asha.csv"
+    result = CliRunner().invoke(
+        cli.app, ["export", "asha", "--format", "csv", "-o", str(exported), "--storage", str(storage)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["key"]: r for r in csv.DictReader(exported.open())}
+    assert rows[poor.key]["status"] == "stopped" and float(rows[poor.key]["eval_loss"]) > 0
+    assert rows[good.key]["status"] == "done"
+
+
+def sweeps_cli(*args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_a_trial_killed_with_its_launcher_resumes_from_its_checkpoint(trainer_sweep, tiny_model, tmp_path):
+    data = write_dataset(tmp_path / "sft.jsonl", count=60, kind="sft")
+    storage = tmp_path / "runs"
+    path = trainer_sweep(
+        "killed-sft",
+        storage=str(storage),
+        fixed={
+            "model": str(tiny_model),
+            "dataset": str(data),
+            "num_workers": 2,
+            "zero_stage": 2,
+            "max_steps": 40,
+            "batch_size": 2,
+            "save_steps": 4,
+            "eval_steps": 40,
+            "max_new_tokens": 4,
+        },
+    )
+    store = SweepStore(storage / "killed-sft")
+    launcher = sweeps_cli("launch", str(path))
+    deadline = time.monotonic() + 400
+    checkpoints = None
+    while time.monotonic() < deadline:
+        assert launcher.poll() is None, launcher.stdout.read()
+        found = list((storage / "killed-sft").glob(f"*/checkpoints/checkpoint-*/{MARKER}"))
+        if found:
+            checkpoints = found[0].parent.parent
+            break
+        time.sleep(0.2)
+    assert checkpoints is not None, "no checkpoint was written in time"
+    os.kill(launcher.pid, signal.SIGKILL)  # the launcher only, as `kill -9 <pid>` would
+    launcher.wait()
+    time.sleep(2)  # the local Ray it started goes down with it, workers included
+    key = checkpoints.parent.name
+    assert store.result(key) is None, "the trial finished before it could be interrupted"
+    resume_from = latest_checkpoint(checkpoints)
+    killed_at = int(resume_from.name.split("-")[1])
+    assert 4 <= killed_at < 40
+
+    resumed = sweeps_cli("resume", "killed-sft", "--storage", str(storage))
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    record = store.result(key)
+    assert record["status"] == "completed" and record["attempt"] == 2
+    # the step count goes on from the checkpoint: it does not restart from zero
+    assert record["info"]["resumed_from_step"] >= killed_at and record["info"]["global_step"] == 40
+    (run,) = child_runs(storage, "killed-sft")  # the same MLflow run, reattached
+    steps = history(storage, run.info.run_id, "step")
+    after = sorted(s for s in steps if s > record["info"]["resumed_from_step"])
+    assert after[0] == record["info"]["resumed_from_step"] + 1 and after[-1] == 40
+    assert min(steps) == 1  # the first attempt's steps are in the same run

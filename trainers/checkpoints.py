@@ -1,0 +1,70 @@
+"""Checkpoints in the trial's folder in storage, and finding the one to resume from.
+
+The Hugging Face trainer writes ``checkpoints/checkpoint-<step>/`` every ``save_steps``:
+the adapter, optimizer and scheduler state, RNG states and, under DeepSpeed, every rank's
+shards in ``global_step<step>/``. A checkpoint counts only once every rank has finished
+writing it: after a barrier, rank 0 adds a ``complete.json`` marker. A trial killed in the
+middle of a save resumes from the previous complete checkpoint, never from half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+CHECKPOINTS = "checkpoints"
+MARKER = "complete.json"
+_STEP = re.compile(r"^checkpoint-(\d+)$")
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The complete checkpoint with the highest step under ``folder``, or None."""
+    if not folder.is_dir():
+        return None
+    found = []
+    for path in folder.iterdir():
+        match = _STEP.match(path.name)
+        if match and (path / MARKER).is_file():
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def checkpoint_step(path: Path) -> int:
+    match = _STEP.match(path.name)
+    if not match:
+        raise ValueError(f"{path} is not a checkpoint folder")
+    return int(match.group(1))
+
+
+class CompleteMarker(TrainerCallback):
+    """Marks each checkpoint complete once every rank has written its part."""
+
+    def __init__(self, world_size: int):
+        self.world_size = world_size
+
+    def on_save(self, args, state, control, **kwargs):
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            marker = {"step": state.global_step, "world_size": self.world_size}
+            (folder / MARKER).write_text(json.dumps(marker) + "\n")
+        return control
+
+
+def discard_incomplete(folder: Path) -> list[Path]:
+    """Remove checkpoint folders a killed save left without their marker; returns what was removed."""
+    import shutil
+
+    removed = []
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if _STEP.match(path.name) and not (path / MARKER).is_file():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed

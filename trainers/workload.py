@@ -1,0 +1,90 @@
+"""The ``sft`` and ``grpo`` workloads as the sweep core sees them (entry points ``sweeps.workloads``)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from trainers.grpo import GRPOParams
+from trainers.params import TrainParams
+from trainers.rewards import REWARDS
+from trainers.sft import SFTParams
+
+#: what a trial's driver reserves. Ray Train schedules the workers itself, each with the sweep
+#: file's ``resources``; the driver only launches and waits, so it holds no CPU (on a 2-CPU
+#: machine, two 1-CPU workers must still fit) — just a little memory, which Ray needs to see
+#: a non-empty reservation.
+DRIVER_MEMORY = 256 * 1024**2
+#: parameters the run name shows in short form, in this order
+_SHORT = {"lora_r": "r", "learning_rate": "lr", "quantization": "q", "zero_stage": "zero", "num_workers": "w"}
+
+
+def _short(value: object) -> str:
+    """Compact values for run names: ``2e-4`` → ``0.0002``, a hub id → its model name,
+    ``{boxed_match: 1, format: 0.2}`` → ``boxed_match:1,format:0.2``."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{_short(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ",".join(_short(v) for v in value)
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text.rsplit("/", 1)[-1] if "/" in text else text
+
+
+class _FineTuning:
+    """What SFT and GRPO share: one schema, a driver trial, no actor reuse."""
+
+    name = ""
+    description = ""
+    params: type[TrainParams] = TrainParams
+    #: ``rewards`` is a mapping, so a list of mappings under it is an axis of reward sets
+    literal_keys: frozenset[str] = frozenset({"rewards"})
+    key_metrics: tuple[str, ...] = ()
+    #: every trial loads its own model inside its Ray Train workers; nothing to keep
+    reuse_actors = False
+
+    def schemas(self, params: Mapping[str, object]) -> list[type]:
+        return [self.params]
+
+    def resources(self, params: Mapping[str, object], cpu: float, gpu: float) -> dict[str, float]:
+        return {"cpu": 0, "memory": DRIVER_MEMORY}
+
+    def run_name(self, params: Mapping[str, object], varying: Collection[str]) -> str:
+        """E.g. ``sft smollm2-135m-instruct · r16 lr0.0002``: the workload and model, then what varies."""
+        parts = [f"{_SHORT[k]}{_short(params[k])}" for k in _SHORT if k in varying and k in params]
+        parts += [f"{k}={_short(params[k])}" for k in sorted(varying) if k not in _SHORT and k in params]
+        head = f"{self.name} {_short(params.get('model', ''))}"
+        return " · ".join([head, " ".join(parts)]) if parts else head
+
+    def catalog(self) -> Mapping[str, Mapping[str, type]]:
+        return {}
+
+
+class SFTWorkload(_FineTuning):
+    """Supervised fine-tuning with LoRA/QLoRA on Ray Train + DeepSpeed + TRL."""
+
+    name = "sft"
+    description = "Supervised fine-tuning with LoRA/QLoRA on Ray Train + DeepSpeed (TRL SFTTrainer)."
+    params = SFTParams
+    key_metrics = ("eval_accuracy", "eval_format_ok_rate", "eval_empty_rate", "eval_loss", "step")
+
+    def trainable(self):
+        from trainers.trainable import sft_trial
+
+        return sft_trial
+
+
+class GRPOWorkload(_FineTuning):
+    """GRPO with rewards from the evaluators' scorers, LoRA/QLoRA, on Ray Train + DeepSpeed + TRL."""
+
+    name = "grpo"
+    description = "GRPO with weighted rewards from the evaluators' scorers, LoRA/QLoRA (TRL GRPOTrainer)."
+    params = GRPOParams
+    key_metrics = ("eval_accuracy", "eval_format_ok_rate", "reward", "step")
+
+    def trainable(self):
+        from trainers.trainable import grpo_trial
+
+        return grpo_trial
+
+    def catalog(self) -> Mapping[str, Mapping[str, type]]:
+        """``sweeps list rewards``: each reward with what it scores."""
+        return {"rewards": {name: type(name, (), {"__doc__": spec.description}) for name, spec in REWARDS.items()}}
