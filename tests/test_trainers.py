@@ -306,8 +306,8 @@ def single_process(monkeypatch):
     for name, value in {**env, "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "DS_ACCELERATOR": "cpu"}.items():
         monkeypatch.setenv(name, value)
     yield
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    # The process group stays: DeepSpeed keeps references to it, so a second training in this
+    # process joins the same group of one (a Ray Train worker trains once and exits).
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
@@ -334,3 +334,23 @@ def test_qlora_loads_4bit_weights_and_trains_a_step_under_deepspeed(tmp_path, ti
     assert "eval_loss" in reports[0] and "eval_format_ok_rate" in metrics
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert (tmp_path / "checkpoints" / "checkpoint-1" / MARKER).is_file()
+    # killed after its last save (during the evaluation), the trial trains no step past the end
+    again = run("sft", params, train, held_out[:2], tmp_path, Worker(), reports.append)
+    assert again["step"] == 1 and again["resumed_from_step"] == 1 and again["loss"] == reports[0]["loss"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1"]
+
+
+def test_zero3_saves_the_whole_adapter_gathered_from_the_shards(tmp_path, tiny_model, sft_data, single_process):
+    from safetensors.torch import load_file
+
+    params = SFTParams(
+        model=str(tiny_model), dataset=str(sft_data), zero_stage=3, max_steps=1, batch_size=2, lora_r=4, save_steps=1
+    )
+    train, held_out = split(load_examples(sft_data, "sft"), 0.1, 0)
+    metrics = run("sft", params, train, held_out[:1], tmp_path, Worker(), lambda _: None)
+    assert metrics["step"] == 1
+    tensors = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    hidden = AutoModelForCausalLM.from_pretrained(tiny_model).config.hidden_size
+    q_a = next(v for k, v in tensors.items() if "q_proj.lora_A" in k)
+    assert tuple(q_a.shape) == (4, hidden)  # not ZeRO-3's empty placeholder of a partitioned parameter
+    assert len(tensors) == 2 * 7 * AutoModelForCausalLM.from_pretrained(tiny_model).config.num_hidden_layers

@@ -17,6 +17,9 @@ from transformers import TrainerCallback
 
 CHECKPOINTS = "checkpoints"
 MARKER = "complete.json"
+STATE = "trainer_state.json"
+#: the adapter's files in a checkpoint (what ``save_model`` writes for a PEFT model)
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -68,3 +71,32 @@ def discard_incomplete(folder: Path) -> list[Path]:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
     return removed
+
+
+def training_finished(path: Path) -> bool:
+    """Whether the checkpoint was saved at the end of training (its step reached the run's max_steps).
+
+    A trial killed after its last save (during the evaluation) must not train again: the
+    Hugging Face trainer, resumed from such a checkpoint, would take one step past the end.
+    """
+    state = json.loads((path / STATE).read_text())
+    return 0 < state.get("max_steps", 0) <= state.get("global_step", 0)
+
+
+def last_logs(path: Path) -> dict[str, float]:
+    """The checkpoint's latest logged values of each metric (its trainer's log history)."""
+    state = json.loads((path / STATE).read_text())
+    merged: dict[str, float] = {}
+    for entry in state.get("log_history", []):
+        merged.update(entry)
+    return merged
+
+
+def copy_adapter(checkpoint: Path, destination: Path) -> Path:
+    """The checkpoint's adapter, as ``save_model`` would have written it at the end of training."""
+    import shutil
+
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ADAPTER_FILES:
+        shutil.copy2(checkpoint / name, destination / name)
+    return destination

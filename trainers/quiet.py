@@ -26,3 +26,10 @@ def quiet_training_libraries() -> None:
     # PEFT still reads transformers' renamed `is_gradient_checkpointing` property; the rename is
     # between the two libraries, nothing a sweep can act on.
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    # DeepSpeed's ZeRO-3 still calls torch's renamed collectives (every step, every rank); a
+    # note to DeepSpeed's developers, not to someone running a sweep.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`torch\.distributed\.(all_gather_into_tensor|reduce_scatter_tensor)` is deprecated",
+        category=FutureWarning,
+    )

@@ -19,14 +19,23 @@ from transformers import PrinterCallback
 
 from evaluators.models import resolve
 from trainers import grpo, sft
-from trainers.checkpoints import CHECKPOINTS, CompleteMarker, checkpoint_step, discard_incomplete, latest_checkpoint
+from trainers.checkpoints import (
+    CHECKPOINTS,
+    CompleteMarker,
+    checkpoint_step,
+    copy_adapter,
+    discard_incomplete,
+    last_logs,
+    latest_checkpoint,
+    training_finished,
+)
 from trainers.data import Example
 from trainers.evaluation import GENERATIONS, evaluate, summarize, write_rows
 from trainers.lora import lora_config, resolve_targets
 from trainers.modeling import load_model, load_tokenizer
 from trainers.params import TrainParams
 from trainers.quiet import quiet_training_libraries
-from trainers.reporting import MetricsReporter, Report
+from trainers.reporting import MetricsReporter, Report, numeric
 from trainers.templates import Renderer
 
 ADAPTER = "adapter"
@@ -90,6 +99,8 @@ def _fit(
         discard_incomplete(checkpoints)
     worker.barrier()
     resume = latest_checkpoint(checkpoints)
+    if resume is not None and training_finished(resume):
+        return _finished(resume, trial_dir, worker, targets, params, model)
     reporter = MetricsReporter(report)
     trainer = BUILDERS[kind](
         params,
@@ -121,6 +132,26 @@ def _fit(
     }
     trainer.accelerator.free_memory()
     return outcome
+
+
+def _finished(
+    checkpoint: Path, trial_dir: Path, worker: Worker, targets: list[str], params: TrainParams, model
+) -> dict:
+    """Training had ended before the trial was cut off: keep the final checkpoint's adapter, train nothing."""
+    if worker.rank == 0:
+        copy_adapter(checkpoint, trial_dir / ADAPTER)
+    worker.barrier()
+    step = checkpoint_step(checkpoint)
+    logs = numeric(last_logs(checkpoint))
+    return {
+        "global_step": step,
+        "resumed_from_step": step,
+        "train_seconds": 0.0,
+        "last": {k: v for k, v in logs.items() if k not in ("step", "epoch")},
+        "summary": {},
+        "lora_targets": targets,
+        "linear4bit_layers": _nf4_layers(model) if params.quantization else 0,
+    }
 
 
 def run(
