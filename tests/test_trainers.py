@@ -57,6 +57,11 @@ def test_generator_is_deterministic_and_rows_are_valid(tmp_path):
     assert len(examples) == 30 and examples[0].completion == f"\\boxed{{{examples[0].answer}}}"
     grpo = load_examples(write_dataset(tmp_path / "g.jsonl", count=5, kind="grpo"), "grpo", ("answer",))
     assert all("\\boxed{}" in e.prompt[-1]["content"] and e.completion is None for e in grpo)
+    shown = load_examples(write_dataset(tmp_path / "s.jsonl", count=3, kind="grpo", system="Hi.", shots=1), "grpo")
+    assert [m["role"] for m in shown[0].prompt] == ["system", "user", "assistant", "user"]
+    a, op, b = shown[0].prompt[1]["content"].split("?")[0].removeprefix("What is ").split()
+    value = int(a) + int(b) if op == "+" else int(a) - int(b)
+    assert shown[0].prompt[2]["content"] == f"\\boxed{{{value}}}"  # the shown answer is right
     train, held_out = split(examples, 0.2, seed=0)
     assert len(held_out) == 6 and len(train) == 24 and not {e.line for e in train} & {e.line for e in held_out}
     assert split(examples, 0.2, seed=0) == (train, held_out)

@@ -68,10 +68,8 @@ def trainer_sweep(sweep_file):
 
 def test_sft_on_two_zero2_workers_learns_the_answer_format(ray_session, trainer_sweep, smollm2, tmp_path):
     """SmolLM2 answers arithmetic in prose; a few LoRA steps teach it to answer with \\boxed{} alone."""
-    rows = arithmetic_rows(120, seed=0, kind="sft")
-    for row in rows:  # a short system turn keeps the sequences (and the CPU steps) short
-        row["prompt"] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": row["prompt"]}]
-    data = write_jsonl(tmp_path / "arithmetic.jsonl", rows)
+    # a short system turn replaces SmolLM2's long default one: short sequences, short CPU steps
+    data = write_jsonl(tmp_path / "arithmetic.jsonl", arithmetic_rows(120, seed=0, kind="sft", system="Be brief."))
     path = trainer_sweep(
         "sft-learn",
         fixed={
