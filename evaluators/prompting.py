@@ -22,6 +22,37 @@ class ChatTemplateError(ValueError):
     """``chat_template: on`` for a tokenizer that has none."""
 
 
+@dataclass(frozen=True)
+class TemplatePolicy:
+    """What ``chat_template: auto|on|off`` means for one tokenizer (evaluation and training alike)."""
+
+    has_template: bool
+    #: prompts go through the tokenizer's template
+    applied: bool
+    #: turning the template off for a model that has one is allowed, but the run is flagged
+    off_for_chat_model: bool
+    #: the template starts the answer inside ``<think>`` (DeepSeek-R1 distills): outputs
+    #: begin with reasoning, and an answer prefix would land inside it
+    opens_thinking: bool
+
+    @classmethod
+    def of(cls, tokenizer: PreTrainedTokenizerBase, policy: str = "auto") -> TemplatePolicy:
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        if policy == "on" and not has_template:
+            raise ChatTemplateError(
+                "chat_template is 'on' but this tokenizer has no chat template; use 'auto' or 'off'"
+            )
+        applied = has_template and policy != "off"
+        return cls(has_template, applied, policy == "off" and has_template, applied and _opens_thinking(tokenizer))
+
+
+def _opens_thinking(tokenizer: PreTrainedTokenizerBase) -> bool:
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
+    return text.rstrip().endswith(THINK_OPEN)
+
+
 @dataclass
 class Rendered:
     ids: list[int]
@@ -33,24 +64,12 @@ class PromptRenderer:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, policy: str = "auto"):
         self.tokenizer = tokenizer
-        self.has_template = bool(getattr(tokenizer, "chat_template", None))
-        if policy == "on" and not self.has_template:
-            raise ChatTemplateError(
-                "chat_template is 'on' but this tokenizer has no chat template; use 'auto' or 'off'"
-            )
-        self.applied = policy == "on" or (policy == "auto" and self.has_template)
-        #: turning the template off for a model that has one is allowed, but the run is flagged
-        self.off_for_chat_model = policy == "off" and self.has_template
-        #: the template starts the answer inside ``<think>`` (DeepSeek-R1 distills): outputs
-        #: begin with reasoning, and an answer prefix would land inside it
-        self.opens_thinking = self.applied and self._template_opens_thinking()
+        template = TemplatePolicy.of(tokenizer, policy)
+        self.has_template = template.has_template
+        self.applied = template.applied
+        self.off_for_chat_model = template.off_for_chat_model
+        self.opens_thinking = template.opens_thinking
         self._specials = self._leading_specials()
-
-    def _template_opens_thinking(self) -> bool:
-        text = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
-        )
-        return text.rstrip().endswith(THINK_OPEN)
 
     def _leading_specials(self) -> list[int]:
         """Tokens the tokenizer puts in front of text on its own (BOS for most models)."""

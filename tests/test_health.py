@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from mlflow import MlflowClient
-from test_launch import run_file
+from sweep_helpers import run_file
 from typer.testing import CliRunner
 
 from evaluators.health import health_tags

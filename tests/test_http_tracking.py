@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 from mlflow import MlflowClient
-from test_launch import run_file
+from sweep_helpers import run_file
 
 from sweeps.store import SweepStore
 from sweeps.ui import server_command

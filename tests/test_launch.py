@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -10,11 +9,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
-from rich.console import Console
+from sweep_helpers import child_runs, run_file
 from typer.testing import CliRunner
 
 from sweeps import cli
-from sweeps.runner import launch
 from sweeps.store import SweepStore
 from sweeps.tracking import embedded_uri
 
@@ -28,23 +26,6 @@ METRICS = {
     "decode_tokens_per_s",
     "seconds_per_sample",
 }
-
-
-def run_file(path: Path, *overrides: str):
-    plan, raw = cli._load_plan(path, list(overrides))
-    out = io.StringIO()
-    summary = launch(plan, raw, console=Console(file=out, width=200))
-    return plan, summary, out.getvalue()
-
-
-def children(storage: Path, experiment: str) -> list:
-    client = MlflowClient(embedded_uri(storage))
-    exp = client.get_experiment_by_name(experiment)
-    return [
-        r
-        for r in client.search_runs([exp.experiment_id], max_results=1000)
-        if r.data.tags.get("sweeps.role") != "parent"
-    ]
 
 
 @pytest.fixture
@@ -132,7 +113,7 @@ def test_relaunch_skips_finished_trials_and_a_grown_grid_runs_only_new_cells(ray
     grown, third, _ = run_file(path, "grid.method[0].cache_size=[32, 64, 96]")
     assert third.ran == 1 and third.skipped == 2 and third.counts["done"] == 3
     assert {t.key: store.result(t.key)["finished_at"] for t in plan.trials} == stamps
-    kids = children(plan.spec.storage_path, "grow")
+    kids = child_runs(plan.spec.storage_path, "grow")
     assert sorted(r.data.tags["sweeps.trial_key"] for r in kids) == sorted(t.key for t in grown.trials)
 
 
@@ -140,12 +121,12 @@ def test_relaunch_mirrors_results_a_killed_launcher_left_half_logged(ray_session
     path = evaluate_sweep(name="half", grid={"method": [{"technique": "streamingllm", "cache_size": [32, 48]}]})
     plan, _, _ = run_file(path)
     client = MlflowClient(embedded_uri(plan.spec.storage_path))
-    run = children(plan.spec.storage_path, "half")[0]
+    run = child_runs(plan.spec.storage_path, "half")[0]
     # as if the launcher died inside the mirroring of this result: run still open, result on disk
     client.update_run(run.info.run_id, status="RUNNING")
     _, again, out = run_file(path)
     assert again.ran == 0 and "mirrored 1 result" in out
-    kids = children(plan.spec.storage_path, "half")
+    kids = child_runs(plan.spec.storage_path, "half")
     assert len(kids) == 2 and {r.info.status for r in kids} == {"FINISHED"}
 
 
@@ -167,7 +148,7 @@ def test_a_failing_trial_is_recorded_and_the_others_go_on(ray_session, sweep_fil
     assert records["on"]["status"] == "failed"
     assert records["on"]["error"]["type"] == "ChatTemplateError"
     assert "no chat template" in records["on"]["error"]["message"]
-    failed = [r for r in children(plan.spec.storage_path, "fails") if r.info.status == "FAILED"]
+    failed = [r for r in child_runs(plan.spec.storage_path, "fails") if r.info.status == "FAILED"]
     assert len(failed) == 1 and "no chat template" in failed[0].data.tags["sweeps.error"]
     status = CliRunner().invoke(cli.app, ["status", str(path)], env={"COLUMNS": "200"})
     assert "failed" in status.output and "no chat template" in status.output

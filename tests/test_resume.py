@@ -10,24 +10,12 @@ import time
 from collections import Counter
 
 from mlflow import MlflowClient
+from sweep_helpers import sweeps_cli
 
 from sweeps.store import SweepStore
 from sweeps.tracking import embedded_uri
 
 TRIALS = 6
-
-
-def sweeps(*args: str, **kwargs) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "sweeps.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        **kwargs,
-    )
 
 
 def test_resume_after_kill_9_runs_only_what_did_not_finish(sweep_file, tiny_model, tmp_path):
@@ -41,7 +29,7 @@ def test_resume_after_kill_9_runs_only_what_did_not_finish(sweep_file, tiny_mode
         grid={"method": [{"technique": "snapkv", "window_size": 8, "cache_size": [32, 48, 64, 96, 128, 160]}]},
     )
     store = SweepStore(storage / "killed")
-    launcher = sweeps("launch", str(path))
+    launcher = sweeps_cli("launch", str(path))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(store.result_keys()) < 2:
         assert launcher.poll() is None, launcher.stdout.read()
@@ -59,7 +47,7 @@ def test_resume_after_kill_9_runs_only_what_did_not_finish(sweep_file, tiny_mode
     )
     assert f"{len(finished_before)} done" in status.stdout and "pending" in status.stdout
 
-    resumed = sweeps("resume", "killed", "--storage", str(storage))
+    resumed = sweeps_cli("resume", "killed", "--storage", str(storage))
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
     assert f"skipped {len(finished_before)} already completed" in output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_launch import run_file
+from sweep_helpers import run_file
 
 from evaluators.models import SMOLLM2_GGUF, cache_dir, resolve
 from sweeps.store import SweepStore

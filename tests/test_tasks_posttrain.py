@@ -3,19 +3,16 @@ JSON output with schema and constraints), the scoring helpers they add, and one 
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from sweep_helpers import run_file
 
 from evaluators.scoring import answer_line, as_number, math_answers_equal
 from evaluators.tasks import TASKS, Sample
 from evaluators.tasks.constraints import Constraint, parse_path, select
 from evaluators.tasks.json_checks import same_json
-from sweeps import cli
-from sweeps.runner import launch
 from sweeps.store import SweepStore
 
 DATA = Path(__file__).parent / "data" / "posttrain"
@@ -305,13 +302,6 @@ def test_json_output_rejects_bad_schemas_and_constraints(tmp_path):
 
 
 # -- a real sweep ------------------------------------------------------------------------------------
-def run_file(path: Path):
-    """Plan and launch a sweep file as ``sweeps launch`` does (as in test_launch)."""
-    plan, raw = cli._load_plan(path, [])
-    summary = launch(plan, raw, console=Console(file=io.StringIO(), width=200))
-    return plan, summary
-
-
 def test_a_sweep_reports_posttrain_metrics_and_their_missing_reasons(ray_session, sweep_file, tiny_model):
     path = sweep_file(
         name="posttrain",
@@ -325,7 +315,7 @@ def test_a_sweep_reports_posttrain_metrics_and_their_missing_reasons(ray_session
             ]
         },
     )
-    plan, summary = run_file(path)
+    plan, summary, _ = run_file(path)
     assert summary.counts["done"] == 2 and summary.failed == 0
     store = SweepStore(plan.spec.sweep_dir)
     records = {t.config["task"]: store.result(t.key) for t in plan.trials}

@@ -8,43 +8,25 @@ stopping as the core records it, and a trial that survives `kill -9` of its laun
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from rich.console import Console
+from sweep_helpers import child_runs, run_file, sweeps_cli
 from typer.testing import CliRunner
 
 from sweeps import cli
-from sweeps.runner import launch
 from sweeps.store import SweepStore
 from sweeps.tracking import embedded_uri
 from trainers.arithmetic import arithmetic_rows, write_dataset, write_jsonl
 from trainers.checkpoints import MARKER, latest_checkpoint
 
 pytestmark = pytest.mark.slow
-
-
-def run_file(path: Path, *overrides: str):
-    plan, raw = cli._load_plan(path, list(overrides))
-    out = io.StringIO()
-    summary = launch(plan, raw, console=Console(file=out, width=200))
-    return plan, summary, out.getvalue()
-
-
-def child_runs(storage: Path, experiment: str) -> list:
-    client = MlflowClient(embedded_uri(storage))
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    return [r for r in runs if r.data.tags.get("sweeps.role") != "parent"]
 
 
 def history(storage: Path, run_id: str, metric: str) -> dict[int, float]:
@@ -203,18 +185,6 @@ def test_asha_stops_a_poor_lora_trial_and_the_sweep_records_it(ray_session, trai
     rows = {r["key"]: r for r in csv.DictReader(exported.open())}
     assert rows[poor.key]["status"] == "stopped" and float(rows[poor.key]["eval_loss"]) > 0
     assert rows[good.key]["status"] == "done"
-
-
-def sweeps_cli(*args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "sweeps.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def test_a_trial_killed_with_its_launcher_resumes_from_its_checkpoint(trainer_sweep, tiny_model, tmp_path):

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from evaluators.scoring import THINK_OPEN
+from evaluators import prompting
 from trainers.data import Example
 
 CHAT_EXAMPLE = "chat_example.txt"
 
 
-class ChatTemplateError(ValueError):
+class ChatTemplateError(prompting.ChatTemplateError):
     """The chat template cannot render the training data as intended."""
 
 
@@ -41,18 +41,14 @@ class Renderer:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, policy: str = "auto"):
         self.tokenizer = tokenizer
-        self.has_template = bool(getattr(tokenizer, "chat_template", None))
-        if policy == "on" and not self.has_template:
-            raise ChatTemplateError(
-                "chat_template is 'on' but this tokenizer has no chat template; use 'auto' or 'off'"
-            )
-        self.applied = self.has_template and policy != "off"
-        #: turning the template off for a model that has one is allowed, but the trial is flagged
-        self.off_for_chat_model = policy == "off" and self.has_template
-        #: the template opens ``<think>`` itself (DeepSeek-R1 distills): outputs start inside the reasoning
-        self.opens_thinking = self.applied and self.prompt_text(({"role": "user", "content": "hi"},)).rstrip().endswith(
-            THINK_OPEN
-        )
+        try:
+            template = prompting.TemplatePolicy.of(tokenizer, policy)
+        except prompting.ChatTemplateError as exc:
+            raise ChatTemplateError(str(exc)) from None
+        self.has_template = template.has_template
+        self.applied = template.applied
+        self.off_for_chat_model = template.off_for_chat_model
+        self.opens_thinking = template.opens_thinking
 
     # -- text ------------------------------------------------------------------------------------
     @staticmethod
