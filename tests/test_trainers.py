@@ -359,3 +359,19 @@ def test_zero3_saves_the_whole_adapter_gathered_from_the_shards(tmp_path, tiny_m
     q_a = next(v for k, v in tensors.items() if "q_proj.lora_A" in k)
     assert tuple(q_a.shape) == (4, hidden)  # not ZeRO-3's empty placeholder of a partitioned parameter
     assert len(tensors) == 2 * 7 * AutoModelForCausalLM.from_pretrained(tiny_model).config.num_hidden_layers
+
+
+def test_sweeps_list_shows_the_training_workloads_and_rewards():
+    from typer.testing import CliRunner
+
+    from sweeps import cli
+
+    runner = CliRunner()
+    workloads = runner.invoke(cli.app, ["list", "workloads"], env={"COLUMNS": "400"})
+    assert workloads.exit_code == 0 and "sft" in workloads.output and "grpo" in workloads.output
+    assert "num_generations=4" in workloads.output and "zero_stage=2" in workloads.output
+    rewards = runner.invoke(cli.app, ["list", "rewards"], env={"COLUMNS": "200"})
+    assert rewards.exit_code == 0, rewards.output
+    for name in ("boxed_match", "format", "json_valid", "json_constraints", "length_penalty"):
+        assert name in rewards.output
+    assert "(rows need: answer)" in rewards.output

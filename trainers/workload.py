@@ -87,4 +87,9 @@ class GRPOWorkload(_FineTuning):
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         """``sweeps list rewards``: each reward with what it scores."""
-        return {"rewards": {name: type(name, (), {"__doc__": spec.description}) for name, spec in REWARDS.items()}}
+        return {"rewards": {name: type(name, (), {"__doc__": _reward_doc(spec)}) for name, spec in REWARDS.items()}}
+
+
+def _reward_doc(spec) -> str:
+    needs = f" (rows need: {', '.join(spec.needs)})" if spec.needs else ""
+    return spec.description + needs
