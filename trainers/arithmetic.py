@@ -7,7 +7,7 @@ to find. The same count and seed always write the same file::
 
     python -m trainers.arithmetic examples/data/arithmetic-sft.jsonl --kind sft --count 400 --system "Be brief."
     python -m trainers.arithmetic examples/data/arithmetic-grpo.jsonl --kind grpo --count 200 --seed 1 \\
-        --system "Be brief." --shots 1
+        --system "Be brief." --shots 1 --largest 9
 """
 
 from __future__ import annotations
@@ -68,10 +68,16 @@ def write_jsonl(path: str | Path, rows: list[dict]) -> Path:
 
 
 def write_dataset(
-    path: str | Path, count: int = 400, seed: int = 0, kind: str = "sft", system: str | None = None, shots: int = 0
+    path: str | Path,
+    count: int = 400,
+    seed: int = 0,
+    kind: str = "sft",
+    system: str | None = None,
+    shots: int = 0,
+    largest: int = 50,
 ) -> Path:
     """Generate and write the dataset; the same arguments always give the same file."""
-    return write_jsonl(path, arithmetic_rows(count, seed, kind, system=system, shots=shots))
+    return write_jsonl(path, arithmetic_rows(count, seed, kind, largest, system, shots))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--system", help="open every prompt with this system turn")
     parser.add_argument("--shots", type=int, default=0, help="solved problems shown before each question")
+    parser.add_argument("--largest", type=int, default=50, help="the largest operand")
     args = parser.parse_args(argv)
-    path = write_dataset(args.output, args.count, args.seed, args.kind, args.system, args.shots)
+    path = write_dataset(args.output, args.count, args.seed, args.kind, args.system, args.shots, args.largest)
     print(f"wrote {args.count} {args.kind} rows to {path}")
 
 
