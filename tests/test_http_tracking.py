@@ -23,6 +23,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_until_healthy(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -127,3 +132,8 @@ def test_sweeps_ui_serves_the_sweeps_embedded_store(ray_session, sweep_file, tin
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # the MLflow server went down with the command: nothing is left holding the port
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and port_open(port):
+        time.sleep(0.2)
+    assert not port_open(port), "the MLflow server outlived `sweeps ui`"

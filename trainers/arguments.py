@@ -41,7 +41,8 @@ def common_arguments(params: TrainParams, output_dir: Path, device: str, deepspe
         "activation_checkpointing": params.gradient_checkpointing,
         "deepspeed": deepspeed_config(params.zero_stage, params.offload) if deepspeed else None,
         "use_cpu": not on_gpu and not deepspeed,
-        "ddp_backend": None if on_gpu else "gloo",
+        # CPU workers talk over gloo; a plain single process (the overhead benchmark) has no group
+        "ddp_backend": "gloo" if cpu_deepspeed else None,
         "dataloader_pin_memory": on_gpu,
         "report_to": [],
         "disable_tqdm": True,
