@@ -375,3 +375,25 @@ def test_sweeps_list_shows_the_training_workloads_and_rewards():
     for name in ("boxed_match", "format", "json_valid", "json_constraints", "length_penalty"):
         assert name in rewards.output
     assert "(rows need: answer)" in rewards.output
+
+
+def test_cpu_offload_trains_and_checkpoints_under_zero2(tmp_path, tiny_model, sft_data, single_process):
+    """``offload: true`` reaches DeepSpeed: optimizer state on the CPU, stepped by DeepSpeed's AdamW."""
+    params = SFTParams(
+        model=str(tiny_model),
+        dataset=str(sft_data),
+        zero_stage=2,
+        offload=True,
+        max_steps=2,
+        batch_size=2,
+        lora_r=4,
+        save_steps=2,
+    )
+    train, held_out = split(load_examples(sft_data, "sft"), 0.1, 0)
+    reports: list[dict] = []
+    metrics = run("sft", params, train, held_out[:1], tmp_path, Worker(), reports.append)
+    assert metrics["step"] == 2 and [r["step"] for r in reports if "loss" in r] == [1, 2]
+    args = torch.load(tmp_path / "checkpoints" / "checkpoint-2" / "training_args.bin", weights_only=False)
+    zero = args.hf_deepspeed_config.config["zero_optimization"]
+    assert zero["stage"] == 2 and zero["offload_optimizer"]["device"] == "cpu"
+    assert args.hf_deepspeed_config.config["optimizer"]["type"] == "AdamW"
