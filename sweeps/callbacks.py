@@ -14,7 +14,7 @@ from ray.tune import Callback
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sweeps.store import COMPLETED_STATUS, RUNNING, STOPPED_STATUS, SweepStore
+from sweeps.store import COMPLETED_STATUS, FAILED, RUNNING, STOPPED_STATUS, SweepStore
 from sweeps.tracking import Tracker
 from sweeps.trial import split_result
 from sweeps.workload import STEP
@@ -147,8 +147,10 @@ class SweepCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = trial_key(trial)
-        if self.store.state(key, launcher_alive=True).status == RUNNING:
-            # Ended without writing its result: the scheduler stopped it early.
+        if self.store.state(key, launcher_alive=True).status in (RUNNING, FAILED):
+            # Tune ended it without an error of its own and it wrote no result: the scheduler
+            # stopped it early. A failure it recorded on the way down (a Ray Train run whose
+            # workers went with it) is part of that stop, not a failure of the trial.
             self.stopped_record(key, dict(trial.last_result or {}))
         self._finish(key)
 

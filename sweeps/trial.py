@@ -128,6 +128,10 @@ class TrialRecorder:
         return self._record(STOPPED_STATUS, metrics=metrics, stopped_by=by)
 
     def fail(self, exc: BaseException) -> dict[str, Any]:
+        current = self.store.result(self.key)
+        if current and current.get("status") == STOPPED_STATUS and current.get("attempt") == self.attempt:
+            # The scheduler already ended this attempt; its work failing on the way down stays a stop.
+            return current
         error = {
             "type": type(exc).__name__,
             "message": str(exc) or type(exc).__name__,

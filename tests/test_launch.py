@@ -13,6 +13,7 @@ from sweep_helpers import child_runs, run_file
 from typer.testing import CliRunner
 
 from sweeps import cli
+from sweeps.spec import SchedulerSpec
 from sweeps.store import SweepStore
 from sweeps.tracking import embedded_uri
 
@@ -207,3 +208,28 @@ def test_relative_paths_resolve_from_where_the_sweep_is_launched(ray_session, sw
     record = SweepStore(plan.spec.sweep_dir).result(plan.trials[0].key)
     assert summary.counts["done"] == 1, record.get("error")
     assert record["params"]["model"] == tiny_model.name
+
+
+def test_a_trial_failing_after_the_scheduler_stopped_it_stays_stopped(evaluate_sweep):
+    """ASHA stops a trial; its own work then fails on the way down (a Ray Train run whose workers
+    went with it). The stop is what happened: the failure must not overwrite it."""
+    from sweeps.runner import driver_records, trial_config
+    from sweeps.trial import TrialRecorder
+
+    plan, _ = cli._load_plan(evaluate_sweep("raced"), [])
+    plan.spec.scheduler = SchedulerSpec(metric="score", mode="max")
+    store = SweepStore(plan.spec.sweep_dir)
+    trial = plan.trials[0]
+    recorder = TrialRecorder(trial_config(plan, trial, store))
+    recorder.begin()
+    _, stopped = driver_records(store, plan)
+    stopped(trial.key, {"score": 0.25, "step": 3})
+    kept = recorder.fail(RuntimeError("The actor died unexpectedly before finishing this task."))
+    record = store.result(trial.key)
+    assert record == kept and record["status"] == "stopped" and record["stopped_by"] == "asha on score"
+    assert record["metrics"] == {"score": 0.25, "step": 3} and record["error"] is None
+    assert store.is_done(trial.key)  # a relaunch does not run it again
+    # a later attempt that fails is a failure again
+    retry = TrialRecorder(trial_config(plan, trial, store))
+    retry.begin()
+    assert retry.fail(RuntimeError("boom"))["status"] == "failed"
