@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import fields
+from pathlib import Path
 
 from evaluators import config
 from evaluators.kvcache import TECHNIQUES
@@ -46,6 +47,9 @@ class EvaluateWorkload:
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         return {"techniques": dict(TECHNIQUES), "tasks": dict(TASKS)}
+
+    def release(self, trial_dir: Path) -> None:
+        """Nothing to give back: a trial holds only the resources Tune reserved for it."""
 
 
 def _short(value: object) -> str:

@@ -1,4 +1,5 @@
-"""The driver's Tune callback: mirrors trials to MLflow and shows progress as they finish.
+"""The driver's Tune callback: mirrors trials to MLflow, shows progress as they finish, and
+has the workload give back what an ended trial still holds in the cluster.
 
 A tracking failure (server down, disk full) never takes the sweep down: it is reported
 once per trial, and the result in storage is mirrored again at the next launch.
@@ -45,6 +46,7 @@ class SweepCallback(Callback):
         console: Console,
         failed_record: Callable[[str, str], dict],
         stopped_record: Callable[[str, dict], dict],
+        release: Callable[[str], None],
     ):
         self.store = store
         self.tracker = tracker
@@ -55,6 +57,7 @@ class SweepCallback(Callback):
         self.console = console
         self.failed_record = failed_record
         self.stopped_record = stopped_record
+        self.release = release
         self.run_ids: dict[str, str] = {}
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -97,6 +100,12 @@ class SweepCallback(Callback):
             if run_id:
                 self.run_ids[key] = run_id
         return self.run_ids.get(key)
+
+    def _release(self, key: str) -> None:
+        try:
+            self.release(key)
+        except Exception as exc:  # the sweep goes on; the sweep's end frees everything anyway
+            self.console.print(f"[yellow]could not free what trial {key} still holds in Ray: {exc}[/]")
 
     def _finish(self, key: str) -> None:
         record = self.store.result(key)
@@ -152,6 +161,7 @@ class SweepCallback(Callback):
             # stopped it early. A failure it recorded on the way down (a Ray Train run whose
             # workers went with it) is part of that stop, not a failure of the trial.
             self.stopped_record(key, dict(trial.last_result or {}))
+        self._release(key)
         self._finish(key)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -160,10 +170,12 @@ class SweepCallback(Callback):
         if record is None or record.get("status") == COMPLETED_STATUS:
             # The worker died without writing (killed, out of memory): record Ray's reason.
             self.failed_record(key, _error_text(trial))
+        self._release(key)
         self._finish(key)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = trial_key(trial)
+        self._release(key)  # before the retry asks for the same resources again
         self.console.print(f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  retrying after an error")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:

@@ -293,6 +293,7 @@ def _run_tune(
         console,
         failed,
         stopped,
+        lambda key: workload.release(store.trial_dir(key)),
     )
     tuner = tune.Tuner(
         trainable,

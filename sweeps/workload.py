@@ -28,6 +28,7 @@ fields or depend on registries.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 ARTIFACTS = "_artifacts"
@@ -70,3 +71,12 @@ class Workload(Protocol):
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         """Named parts this workload offers (e.g. ``techniques``, ``tasks``) for `sweeps list`."""
+
+    def release(self, trial_dir: Path) -> None:
+        """Free what the trial holds in the cluster beyond Tune's own reservation.
+
+        Called in the sweep's driver after the trial ended, whatever the way (done, stopped
+        early, failed, or failed and about to be retried). A trial that launches workers of its
+        own (a Ray Train worker group) may leave them reserved when Tune stops it; this is
+        where they are given back. Must be safe to call when there is nothing to free.
+        """

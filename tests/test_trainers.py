@@ -20,6 +20,7 @@ from trainers.arithmetic import write_dataset, write_jsonl
 from trainers.checkpoints import MARKER, discard_incomplete, latest_checkpoint
 from trainers.data import Example, load_examples, split
 from trainers.lora import TargetModuleError, linear_layer_names, resolve_targets
+from trainers.placement import WORKER_GROUPS, record_worker_group, release_worker_groups
 from trainers.rewards import build_rewards
 from trainers.run import Worker, run
 from trainers.sft import SFTParams
@@ -397,3 +398,39 @@ def test_cpu_offload_trains_and_checkpoints_under_zero2(tmp_path, tiny_model, sf
     zero = args.hf_deepspeed_config.config["zero_optimization"]
     assert zero["stage"] == 2 and zero["offload_optimizer"]["device"] == "cpu"
     assert args.hf_deepspeed_config.config["optimizer"]["type"] == "AdamW"
+
+
+def test_a_worker_group_left_by_a_dead_controller_is_released(ray_session, tmp_path):
+    """The leak behind stopped trials holding their CPUs: a placement group outlives the actor
+    that created it (it belongs to the job). Rank 0 notes its group; the driver removes it."""
+    import ray
+    from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    @ray.remote(num_cpus=1)
+    class Rank0:
+        def start(self, trial_dir: str) -> None:
+            record_worker_group(Path(trial_dir))
+
+    @ray.remote(num_cpus=0)
+    class Controller:
+        def start(self, trial_dir: str) -> str:
+            group = placement_group([{"CPU": 1}])
+            ray.get(group.ready())
+            rank0 = Rank0.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group)).remote()
+            ray.get(rank0.start.remote(trial_dir))
+            return group.id.hex()
+
+    controller = Controller.remote()
+    group_id = ray.get(controller.start.remote(str(tmp_path)))
+    ray.kill(controller)  # as when Tune stops the trial: the controller goes, its group stays
+    assert (tmp_path / WORKER_GROUPS).read_text().split() == [group_id]
+    group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_id)))
+    assert placement_group_table(group)["state"] == "CREATED"
+
+    assert release_worker_groups(tmp_path) == 1
+    assert placement_group_table(group)["state"] == "REMOVED"
+    assert release_worker_groups(tmp_path) == 0  # nothing left to free: safe to call again
+
+    record_worker_group(tmp_path)  # outside any placement group (a bare run): nothing noted
+    assert not (tmp_path / WORKER_GROUPS).exists()

@@ -20,9 +20,12 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train.torch
 
     from trainers.data import Example
+    from trainers.placement import record_worker_group
     from trainers.run import PARAMS, Worker, run
 
     context = ray.train.get_context()
+    if context.get_world_rank() == 0:
+        record_worker_group(Path(config["trial_dir"]))
     device = str(ray.train.torch.get_device()) if config["use_gpu"] else "cpu"
     worker = Worker(context.get_world_rank(), context.get_world_size(), device)
     kind = config["kind"]

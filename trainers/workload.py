@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from pathlib import Path
 
 from trainers.grpo import GRPOParams
 from trainers.params import TrainParams
+from trainers.placement import release_worker_groups
 from trainers.rewards import REWARDS
 from trainers.sft import SFTParams
 
@@ -56,6 +58,10 @@ class _FineTuning:
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         return {}
+
+    def release(self, trial_dir: Path) -> None:
+        """Give back the Ray Train worker group's CPUs/GPUs if the trial's end left them reserved."""
+        release_worker_groups(trial_dir)
 
 
 class SFTWorkload(_FineTuning):
