@@ -47,6 +47,14 @@ class LaunchSummary:
         return self.counts[FAILED]
 
 
+#: Python processes a local sweep may start at once. Ray expects about one per CPU and warns
+#: at four times that ("N PYTHON worker processes have been started ..."), but a training
+#: trial is by design several processes that hold no CPU (its driver, the Ray Train
+#: controller and its helpers) beside its workers: two concurrent trials on 2 CPUs already
+#: make nine. Ray's expectation is raised to match, which silences that warning at its source.
+LOCAL_PROCESSES = 8
+
+
 def local_cpus() -> int:
     """CPUs this process may use (cgroup/affinity aware), so a local Ray never oversubscribes."""
     try:
@@ -72,7 +80,13 @@ def connect_ray(address: str | None, verbose: bool = False) -> bool:
         # Ray announces on every local start that it enabled token authentication by default
         # (which it keeps doing); the notice asks nothing of the user.
         with quiet(("ray._private.authentication.authentication_token_setup",)):
-            ray.init(num_cpus=local_cpus(), include_dashboard=False, object_store_memory=512 * 1024**2, **common)
+            ray.init(
+                num_cpus=local_cpus(),
+                include_dashboard=False,
+                object_store_memory=512 * 1024**2,
+                _system_config={"worker_maximum_startup_concurrency": max(local_cpus(), LOCAL_PROCESSES)},
+                **common,
+            )
     return True
 
 
