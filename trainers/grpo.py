@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from trainers.data import Example
 from trainers.params import TrainParams
 from trainers.rewards import REWARDS, build_rewards, needed_fields
 
-if TYPE_CHECKING:  # the trainer stack loads inside workers, not when a sweep file is validated
-    from peft import LoraConfig
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
-
-    from trainers.templates import Renderer
+if TYPE_CHECKING:
+    from trainers.inputs import TrainerInputs
 
 
 def _default_rewards() -> dict[str, float]:
@@ -75,19 +70,7 @@ class GRPOParams(TrainParams):
         return problems
 
 
-def build_trainer(
-    params: GRPOParams,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    renderer: Renderer,
-    train: list[Example],
-    held_out: list[Example],
-    peft_config: LoraConfig,
-    output_dir: Path,
-    device: str,
-    callbacks: list[TrainerCallback],
-    deepspeed: bool = True,
-):
+def build_trainer(params: GRPOParams, inputs: TrainerInputs):
     """TRL's GRPOTrainer for this trial; the held-out rewards are evaluated only when ``eval_steps`` is set."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -95,11 +78,11 @@ def build_trainer(
     from trainers.arguments import common_arguments
 
     funcs, weights = build_rewards(
-        params.rewards, params.answer_format, params.max_completion_length, renderer.opens_thinking
+        params.rewards, params.answer_format, params.max_completion_length, inputs.renderer.opens_thinking
     )
     evaluating = params.eval_steps is not None
     args = GRPOConfig(
-        **common_arguments(params, output_dir, device, deepspeed),
+        **common_arguments(params, inputs.output_dir, inputs.device, inputs.deepspeed),
         num_generations=params.num_generations,
         max_completion_length=params.max_completion_length,
         beta=params.beta,
@@ -110,12 +93,12 @@ def build_trainer(
         per_device_eval_batch_size=params.num_generations,
     )
     return GRPOTrainer(
-        model=model,
+        model=inputs.model,
         reward_funcs=funcs,
         args=args,
-        train_dataset=Dataset.from_list([renderer.grpo_row(e) for e in train]),
-        eval_dataset=Dataset.from_list([renderer.grpo_row(e) for e in held_out]) if evaluating else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
+        train_dataset=Dataset.from_list([inputs.renderer.grpo_row(e) for e in inputs.train]),
+        eval_dataset=Dataset.from_list([inputs.renderer.grpo_row(e) for e in inputs.held_out]) if evaluating else None,
+        processing_class=inputs.renderer.tokenizer,
+        peft_config=inputs.peft_config,
+        callbacks=inputs.callbacks,
     )

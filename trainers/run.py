@@ -31,6 +31,7 @@ from trainers.checkpoints import (
 )
 from trainers.data import Example
 from trainers.evaluation import GENERATIONS, evaluate, summarize, write_rows
+from trainers.inputs import TrainerInputs
 from trainers.lora import lora_config, resolve_targets
 from trainers.modeling import load_model, load_tokenizer
 from trainers.params import TrainParams
@@ -72,6 +73,31 @@ class Worker:
             torch.distributed.barrier()
 
 
+@dataclass
+class Outcome:
+    """What training did, whether it ran now or had already finished before a resume."""
+
+    global_step: int
+    resumed_from_step: int
+    train_seconds: float
+    #: the last logged value of each training metric, and the trainer's end-of-run summary
+    last: dict
+    summary: dict
+    lora_targets: list[str]
+    #: layers holding 4-bit weights: the evidence that QLoRA trained what it says
+    linear4bit_layers: int
+
+    def info(self) -> dict:
+        """The facts that go to the trial's ``info``."""
+        return {
+            "global_step": self.global_step,
+            "resumed_from_step": self.resumed_from_step,
+            "train_seconds": self.train_seconds,
+            "lora_targets": self.lora_targets,
+            "linear4bit_layers": self.linear4bit_layers,
+        }
+
+
 def _fit(
     kind: str,
     params: TrainParams,
@@ -84,7 +110,7 @@ def _fit(
     report: Report,
     deepspeed: bool,
     base: dict,
-) -> dict:
+) -> Outcome:
     """Train (from the latest complete checkpoint, if any) and save the adapter; returns what happened."""
     model = load_model(source, params, worker.device)
     targets = resolve_targets(model, params.targets(), model.config.model_type)
@@ -102,56 +128,54 @@ def _fit(
     if resume is not None and training_finished(resume):
         return _finished(resume, trial_dir, worker, targets, params, model)
     reporter = MetricsReporter(report)
-    trainer = BUILDERS[kind](
-        params,
-        model,
-        renderer.tokenizer,
-        renderer,
-        train,
-        held_out,
-        lora_config(targets, params.lora_r, params.lora_alpha, params.lora_dropout),
-        checkpoints,
-        worker.device,
-        [reporter, CompleteMarker(worker.world_size)],
-        deepspeed,
+    inputs = TrainerInputs(
+        model=model,
+        renderer=renderer,
+        train=train,
+        held_out=held_out,
+        peft_config=lora_config(targets, params.lora_r, params.lora_alpha, params.lora_dropout),
+        output_dir=checkpoints,
+        device=worker.device,
+        callbacks=[reporter, CompleteMarker(worker.world_size)],
+        deepspeed=deepspeed,
     )
+    trainer = BUILDERS[kind](params, inputs)
     trainer.remove_callback(PrinterCallback)  # the reporter carries the logs; no second copy on stdout
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - started
     trainer.save_model(str(trial_dir / ADAPTER))
-    state = trainer.state
-    outcome = {
-        "global_step": state.global_step,
-        "resumed_from_step": checkpoint_step(resume) if resume else 0,
-        "train_seconds": seconds,
-        "last": dict(reporter.last),
-        "summary": dict(reporter.summary),
-        "lora_targets": targets,
-        "linear4bit_layers": _nf4_layers(model) if params.quantization else 0,
-    }
+    outcome = Outcome(
+        global_step=trainer.state.global_step,
+        resumed_from_step=checkpoint_step(resume) if resume else 0,
+        train_seconds=seconds,
+        last=dict(reporter.last),
+        summary=dict(reporter.summary),
+        lora_targets=targets,
+        linear4bit_layers=_nf4_layers(model) if params.quantization else 0,
+    )
     trainer.accelerator.free_memory()
     return outcome
 
 
 def _finished(
     checkpoint: Path, trial_dir: Path, worker: Worker, targets: list[str], params: TrainParams, model
-) -> dict:
+) -> Outcome:
     """Training had ended before the trial was cut off: keep the final checkpoint's adapter, train nothing."""
     if worker.rank == 0:
         copy_adapter(checkpoint, trial_dir / ADAPTER)
     worker.barrier()
     step = checkpoint_step(checkpoint)
     logs = numeric(last_logs(checkpoint))
-    return {
-        "global_step": step,
-        "resumed_from_step": step,
-        "train_seconds": 0.0,
-        "last": {k: v for k, v in logs.items() if k not in ("step", "epoch")},
-        "summary": {},
-        "lora_targets": targets,
-        "linear4bit_layers": _nf4_layers(model) if params.quantization else 0,
-    }
+    return Outcome(
+        global_step=step,
+        resumed_from_step=step,
+        train_seconds=0.0,
+        last={k: v for k, v in logs.items() if k not in ("step", "epoch")},
+        summary={},
+        lora_targets=targets,
+        linear4bit_layers=_nf4_layers(model) if params.quantization else 0,
+    )
 
 
 def run(
@@ -187,12 +211,12 @@ def run(
     _release()
     evaluated, missing = summarize(rows)
     metrics = {
-        **outcome["last"],
-        **outcome["summary"],
+        **outcome.last,
+        **outcome.summary,
         **base["metrics"],
         **evaluated,
-        "step": float(outcome["global_step"]),
-        "resumed_from_step": float(outcome["resumed_from_step"]),
+        "step": float(outcome.global_step),
+        "resumed_from_step": float(outcome.resumed_from_step),
     }
     if worker.rank == 0:
         write_rows(trial_dir / GENERATIONS, rows)
@@ -200,11 +224,7 @@ def run(
             "metrics": metrics,
             "missing": {**base["missing"], **missing},
             "info": {
-                "global_step": outcome["global_step"],
-                "resumed_from_step": outcome["resumed_from_step"],
-                "train_seconds": outcome["train_seconds"],
-                "lora_targets": outcome["lora_targets"],
-                "linear4bit_layers": outcome["linear4bit_layers"],
+                **outcome.info(),
                 "world_size": worker.world_size,
                 "device": worker.device,
                 "train_rows": len(train),

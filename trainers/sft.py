@@ -8,17 +8,12 @@ gives ``eval_loss`` every ``eval_steps`` — the metric an ASHA scheduler stops 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainers.data import Example
 from trainers.params import TrainParams
 
-if TYPE_CHECKING:  # the trainer stack loads inside workers, not when a sweep file is validated
-    from peft import LoraConfig
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
-
-    from trainers.templates import Renderer
+if TYPE_CHECKING:
+    from trainers.inputs import TrainerInputs
 
 
 @dataclass
@@ -29,19 +24,7 @@ class SFTParams(TrainParams):
     completion_only_loss: bool = True
 
 
-def build_trainer(
-    params: SFTParams,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    renderer: Renderer,
-    train: list[Example],
-    held_out: list[Example],
-    peft_config: LoraConfig,
-    output_dir: Path,
-    device: str,
-    callbacks: list[TrainerCallback],
-    deepspeed: bool = True,
-):
+def build_trainer(params: SFTParams, inputs: TrainerInputs):
     """TRL's SFTTrainer for this trial."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -49,7 +32,7 @@ def build_trainer(
     from trainers.arguments import common_arguments
 
     args = SFTConfig(
-        **common_arguments(params, output_dir, device, deepspeed),
+        **common_arguments(params, inputs.output_dir, inputs.device, inputs.deepspeed),
         per_device_eval_batch_size=params.batch_size,
         eval_strategy="steps",
         eval_steps=params.eval_steps or params.save_steps,
@@ -58,11 +41,11 @@ def build_trainer(
         packing=False,
     )
     return SFTTrainer(
-        model=model,
+        model=inputs.model,
         args=args,
-        train_dataset=Dataset.from_list([renderer.sft_row(e) for e in train]),
-        eval_dataset=Dataset.from_list([renderer.sft_row(e) for e in held_out]),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
+        train_dataset=Dataset.from_list([inputs.renderer.sft_row(e) for e in inputs.train]),
+        eval_dataset=Dataset.from_list([inputs.renderer.sft_row(e) for e in inputs.held_out]),
+        processing_class=inputs.renderer.tokenizer,
+        peft_config=inputs.peft_config,
+        callbacks=inputs.callbacks,
     )
