@@ -19,6 +19,7 @@ from sweeps.spec import parse
 from trainers.arithmetic import write_dataset, write_jsonl
 from trainers.checkpoints import MARKER, discard_incomplete, latest_checkpoint
 from trainers.data import Example, load_examples, split
+from trainers.failures import WorkerDiedError, explain
 from trainers.lora import TargetModuleError, linear_layer_names, resolve_targets
 from trainers.placement import WORKER_GROUPS, record_worker_group, release_worker_groups
 from trainers.rewards import build_rewards
@@ -434,3 +435,31 @@ def test_a_worker_group_left_by_a_dead_controller_is_released(ray_session, tmp_p
 
     record_worker_group(tmp_path)  # outside any placement group (a bare run): nothing noted
     assert not (tmp_path / WORKER_GROUPS).exists()
+
+
+def test_a_worker_failure_is_told_as_what_happened_and_where_resume_goes_on(tmp_path):
+    from ray.train import WorkerGroupError
+    from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
+
+    bad_row = ValueError("row 3: field 'answer' is missing")
+    raised = WorkerGroupError("rank 0 raised", {0: bad_row})
+    assert explain(raised, tmp_path, "lora") is bad_row  # the worker's own exception, as it raised it
+
+    died = WorkerHealthCheckFailedError(
+        "A worker health check failed.\nWorker info: Worker(log_file_path='/tmp/ray/w1.log')", RuntimeError("EOF")
+    )
+    broken_collective = RuntimeError("gloo: connection closed by peer")
+    both = WorkerGroupError("ranks 0 and 1", {0: broken_collective, 1: died})
+    before_any_checkpoint = explain(both, tmp_path, "lora")
+    assert isinstance(before_any_checkpoint, WorkerDiedError)
+    assert str(before_any_checkpoint).startswith("the process of Ray Train worker rank 1 died")
+    assert "its log: /tmp/ray/w1.log" in str(before_any_checkpoint)
+    assert "`sweeps resume lora` starts the trial again" in str(before_any_checkpoint)
+
+    for step in (4, 8):
+        (tmp_path / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "checkpoint-4" / MARKER).write_text("{}")  # checkpoint-8 was cut off
+    assert "`sweeps resume lora` continues from its checkpoint at step 4" in str(explain(both, tmp_path, "lora"))
+
+    other = KeyError("not from the workers")
+    assert explain(other, tmp_path, "lora") is other

@@ -2,7 +2,8 @@
 
 Each test is one sweep launch (or two, for resume), so they are few and each checks a lot:
 the learning signal on SmolLM2 with two ZeRO-2 workers, GRPO rewards per step, ASHA early
-stopping as the core records it, and a trial that survives `kill -9` of its launcher.
+stopping as the core records it (and the CPUs it gives back), and trials that survive
+`kill -9` of their launcher or of a worker.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from sweeps.runner import local_cpus
 from sweeps.store import SweepStore
 from sweeps.tracking import embedded_uri
 from trainers.arithmetic import arithmetic_rows, write_dataset, write_jsonl
-from trainers.checkpoints import MARKER, latest_checkpoint
+from trainers.checkpoints import MARKER, checkpoint_step, latest_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -255,3 +257,68 @@ def test_a_trial_killed_with_its_launcher_resumes_from_its_checkpoint(trainer_sw
     after = sorted(s for s in steps if s > record["info"]["resumed_from_step"])
     assert after[0] == record["info"]["resumed_from_step"] + 1 and after[-1] == 40
     assert min(steps) == 1  # the first attempt's steps are in the same run
+
+
+def _train_worker_pids() -> list[int]:
+    """Processes of Ray Train workers (Ray titles them ``ray::RayTrainWorker...``)."""
+    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines() if "ray::RayTrainWorker" in line]
+
+
+def test_a_trial_whose_worker_died_resumes_from_its_checkpoint(ray_session, trainer_sweep, tiny_model, tmp_path):
+    """kill -9 of a Ray Train worker mid-training fails the trial (nothing lost: its checkpoints
+    stay); `sweeps resume` continues it from the latest one, in the same MLflow run."""
+    data = write_dataset(tmp_path / "sft.jsonl", count=60, kind="sft")
+    storage = tmp_path / "runs"
+    path = trainer_sweep(
+        "dead-worker",
+        storage=str(storage),
+        fixed={
+            "model": str(tiny_model),
+            "dataset": str(data),
+            "max_steps": 40,
+            "batch_size": 2,
+            "zero_stage": 2,
+            "save_steps": 4,
+            "eval_steps": 40,
+            "max_new_tokens": 4,
+        },
+    )
+    killed: list[int] = []
+
+    def kill_a_worker_after_a_checkpoint() -> None:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            if list((storage / "dead-worker").glob(f"*/checkpoints/checkpoint-*/{MARKER}")):
+                pids = _train_worker_pids()
+                if pids:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                    return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_a_worker_after_a_checkpoint, daemon=True)
+    killer.start()
+    plan, summary, out = run_file(path)
+    killer.join()
+    assert killed, "no worker was killed"
+    (trial,) = plan.trials
+    store = SweepStore(plan.spec.sweep_dir)
+    failed = store.result(trial.key)
+    assert summary.failed == 1 and failed["status"] == "failed", out
+    killed_at = checkpoint_step(latest_checkpoint(store.trial_dir(trial.key) / "checkpoints"))
+    assert 4 <= killed_at < 40
+    # what happened and what to do, not Ray's "Training failed due to worker errors:"
+    message = failed["error"]["message"]
+    assert message.startswith("the process of Ray Train worker rank 0 died"), message
+    assert f"`sweeps resume dead-worker` continues from its checkpoint at step {killed_at}" in message
+
+    resumed = CliRunner().invoke(cli.app, ["resume", "dead-worker", "--storage", str(storage)], env={"COLUMNS": "200"})
+    assert resumed.exit_code == 0, resumed.output
+    record = store.result(trial.key)
+    assert record["status"] == "completed" and record["attempt"] == 2
+    assert record["info"]["resumed_from_step"] == killed_at and record["info"]["global_step"] == 40
+    (run,) = child_runs(storage, "dead-worker")  # the same MLflow run, reattached
+    steps = history(storage, run.info.run_id, "step")
+    assert min(steps) == 1 and max(steps) == 40
+    assert min(s for s in steps if s > killed_at) == killed_at + 1

@@ -22,6 +22,7 @@ from evaluators.health import health_tags
 from evaluators.models import resolve
 from trainers.data import Example, load_examples, split
 from trainers.evaluation import GENERATIONS
+from trainers.failures import explain
 from trainers.lora import resolve_targets, skeleton
 from trainers.modeling import load_tokenizer
 from trainers.params import TrainParams
@@ -105,7 +106,13 @@ def run_trial(kind: str, config: dict) -> dict:
             failure_config=ray.train.FailureConfig(max_failures=0),
         ),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except Exception as error:
+        explained = explain(error, trial_dir, context.get("sweep", "<sweep>"))
+        if explained is error:
+            raise
+        raise explained from error
     return trial_result(json.loads((trial_dir / SUMMARY).read_text()), prepared.renderer)
 
 
