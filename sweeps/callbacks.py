@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sweeps.store import COMPLETED_STATUS, FAILED, RUNNING, STOPPED_STATUS, SweepStore
 from sweeps.tracking import Tracker
-from sweeps.trial import split_result
+from sweeps.trial import FAILED_STATUS, split_result
 from sweeps.workload import STEP
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,10 @@ class SweepCallback(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = trial_key(trial)
         self._release(key)  # before the retry asks for the same resources again
-        self.console.print(f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  retrying after an error")
+        record = self.store.result(key) or {}
+        reason = (record.get("error") or {}).get("message", "").splitlines()
+        because = f": {reason[0][:160]}" if reason and record.get("status") == FAILED_STATUS else ""
+        self.console.print(f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  retrying after an error{because}")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.progress.stop()

@@ -266,13 +266,15 @@ def _train_worker_pids() -> list[int]:
 
 
 def test_a_trial_whose_worker_died_resumes_from_its_checkpoint(ray_session, trainer_sweep, tiny_model, tmp_path):
-    """kill -9 of a Ray Train worker mid-training fails the trial (nothing lost: its checkpoints
-    stay); `sweeps resume` continues it from the latest one, in the same MLflow run."""
+    """kill -9 of a Ray Train worker mid-training: with `retries: 1` Tune retries the trial from
+    its checkpoint; killed again, it fails (nothing lost: its checkpoints stay), and `sweeps
+    resume` continues it from the latest one. All three attempts log to the same MLflow run."""
     data = write_dataset(tmp_path / "sft.jsonl", count=60, kind="sft")
     storage = tmp_path / "runs"
     path = trainer_sweep(
         "dead-worker",
         storage=str(storage),
+        retries=1,
         fixed={
             "model": str(tiny_model),
             "dataset": str(data),
@@ -284,30 +286,37 @@ def test_a_trial_whose_worker_died_resumes_from_its_checkpoint(ray_session, trai
             "max_new_tokens": 4,
         },
     )
-    killed: list[int] = []
+    kills: list[tuple[int, int]] = []  # (pid, the latest complete checkpoint's step when killed)
 
-    def kill_a_worker_after_a_checkpoint() -> None:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline:
-            if list((storage / "dead-worker").glob(f"*/checkpoints/checkpoint-*/{MARKER}")):
-                pids = _train_worker_pids()
-                if pids:
-                    os.kill(pids[0], signal.SIGKILL)
-                    killed.append(pids[0])
-                    return
+    def latest_step() -> int:
+        found = [checkpoint_step(m.parent) for m in (storage / "dead-worker").glob(f"*/checkpoints/*/{MARKER}")]
+        return max(found, default=0)
+
+    def kill_twice() -> None:
+        """Once after the first checkpoint, then in the retry, after it saved a later one."""
+        deadline = time.monotonic() + 500
+        while len(kills) < 2 and time.monotonic() < deadline:
+            after = kills[-1][1] if kills else 0
+            pids = [p for p in _train_worker_pids() if p not in {pid for pid, _ in kills}]
+            step = latest_step()
+            if pids and step > after:
+                os.kill(pids[0], signal.SIGKILL)
+                kills.append((pids[0], step))
             time.sleep(0.2)
 
-    killer = threading.Thread(target=kill_a_worker_after_a_checkpoint, daemon=True)
+    killer = threading.Thread(target=kill_twice, daemon=True)
     killer.start()
     plan, summary, out = run_file(path)
     killer.join()
-    assert killed, "no worker was killed"
+    assert len(kills) == 2, f"killed {kills}\n{out}"
     (trial,) = plan.trials
     store = SweepStore(plan.spec.sweep_dir)
     failed = store.result(trial.key)
-    assert summary.failed == 1 and failed["status"] == "failed", out
+    assert summary.failed == 1 and failed["status"] == "failed" and failed["attempt"] == 2, out
+    # the retry said why, and went on from the first checkpoint
+    assert "retrying after an error: the process of Ray Train worker rank 0 died" in " ".join(out.split())
     killed_at = checkpoint_step(latest_checkpoint(store.trial_dir(trial.key) / "checkpoints"))
-    assert 4 <= killed_at < 40
+    assert kills[0][1] < killed_at < 40
     # what happened and what to do, not Ray's "Training failed due to worker errors:"
     message = failed["error"]["message"]
     assert message.startswith("the process of Ray Train worker rank 0 died"), message
@@ -316,9 +325,8 @@ def test_a_trial_whose_worker_died_resumes_from_its_checkpoint(ray_session, trai
     resumed = CliRunner().invoke(cli.app, ["resume", "dead-worker", "--storage", str(storage)], env={"COLUMNS": "200"})
     assert resumed.exit_code == 0, resumed.output
     record = store.result(trial.key)
-    assert record["status"] == "completed" and record["attempt"] == 2
+    assert record["status"] == "completed" and record["attempt"] == 3
     assert record["info"]["resumed_from_step"] == killed_at and record["info"]["global_step"] == 40
     (run,) = child_runs(storage, "dead-worker")  # the same MLflow run, reattached
     steps = history(storage, run.info.run_id, "step")
     assert min(steps) == 1 and max(steps) == 40
-    assert min(s for s in steps if s > killed_at) == killed_at + 1
