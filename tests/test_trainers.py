@@ -321,6 +321,12 @@ def single_process(monkeypatch):
     os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
 
 
+def run_alone(params: SFTParams, data: Path, folder: Path, held_out_rows: int, report=lambda _: None) -> dict:
+    """A whole SFT trial's worker side in this process (no Ray): train, save, evaluate a few rows."""
+    train, held_out = split(load_examples(data, "sft"), 0.1, 0)
+    return run("sft", params, train, held_out[:held_out_rows], folder, Worker(), report)
+
+
 def test_qlora_loads_4bit_weights_and_trains_a_step_under_deepspeed(tmp_path, tiny_model, sft_data, single_process):
     params = SFTParams(
         model=str(tiny_model),
@@ -332,9 +338,8 @@ def test_qlora_loads_4bit_weights_and_trains_a_step_under_deepspeed(tmp_path, ti
         save_steps=1,
         max_new_tokens=4,
     )
-    train, held_out = split(load_examples(sft_data, "sft"), 0.1, 0)
     reports: list[dict] = []
-    metrics = run("sft", params, train, held_out[:2], tmp_path, Worker(), reports.append)
+    metrics = run_alone(params, sft_data, tmp_path, 2, reports.append)
     summary = json.loads((tmp_path / "train_summary.json").read_text())
     assert summary["info"]["linear4bit_layers"] == 3 * 7  # every projection of the 3 layers is NF4
     assert metrics["step"] == 1 and reports[0]["step"] == 1 and reports[0]["loss"] > 0
@@ -342,7 +347,7 @@ def test_qlora_loads_4bit_weights_and_trains_a_step_under_deepspeed(tmp_path, ti
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert (tmp_path / "checkpoints" / "checkpoint-1" / MARKER).is_file()
     # killed after its last save (during the evaluation), the trial trains no step past the end
-    again = run("sft", params, train, held_out[:2], tmp_path, Worker(), reports.append)
+    again = run_alone(params, sft_data, tmp_path, 2, reports.append)
     assert again["step"] == 1 and again["resumed_from_step"] == 1 and again["loss"] == reports[0]["loss"]
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1"]
 
@@ -353,8 +358,7 @@ def test_zero3_saves_the_whole_adapter_gathered_from_the_shards(tmp_path, tiny_m
     params = SFTParams(
         model=str(tiny_model), dataset=str(sft_data), zero_stage=3, max_steps=1, batch_size=2, lora_r=4, save_steps=1
     )
-    train, held_out = split(load_examples(sft_data, "sft"), 0.1, 0)
-    metrics = run("sft", params, train, held_out[:1], tmp_path, Worker(), lambda _: None)
+    metrics = run_alone(params, sft_data, tmp_path, 1)
     assert metrics["step"] == 1
     tensors = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     hidden = AutoModelForCausalLM.from_pretrained(tiny_model).config.hidden_size
@@ -391,9 +395,8 @@ def test_cpu_offload_trains_and_checkpoints_under_zero2(tmp_path, tiny_model, sf
         lora_r=4,
         save_steps=2,
     )
-    train, held_out = split(load_examples(sft_data, "sft"), 0.1, 0)
     reports: list[dict] = []
-    metrics = run("sft", params, train, held_out[:1], tmp_path, Worker(), reports.append)
+    metrics = run_alone(params, sft_data, tmp_path, 1, reports.append)
     assert metrics["step"] == 2 and [r["step"] for r in reports if "loss" in r] == [1, 2]
     args = torch.load(tmp_path / "checkpoints" / "checkpoint-2" / "training_args.bin", weights_only=False)
     zero = args.hf_deepspeed_config.config["zero_optimization"]

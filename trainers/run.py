@@ -11,7 +11,7 @@ import gc
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -88,14 +88,8 @@ class Outcome:
     linear4bit_layers: int
 
     def info(self) -> dict:
-        """The facts that go to the trial's ``info``."""
-        return {
-            "global_step": self.global_step,
-            "resumed_from_step": self.resumed_from_step,
-            "train_seconds": self.train_seconds,
-            "lora_targets": self.lora_targets,
-            "linear4bit_layers": self.linear4bit_layers,
-        }
+        """The facts that go to the trial's ``info`` (the metrics go to its metrics)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("last", "summary")}
 
 
 def _fit(
