@@ -129,7 +129,7 @@ class SweepCallback(Callback):
                 f"[magenta]■[/] {name}  [dim]{key}[/]  stopped early by {record.get('stopped_by')}  {metrics}"
             )
         else:
-            message = (record.get("error") or {}).get("message", "failed").splitlines()[0][:160]
+            message = _headline(record) or "failed"
             self.console.print(f"[red]✗[/] {name}  [dim]{key}[/]  [red]{message}[/]")
         self.progress.advance(self.task)
         self._show_running()
@@ -177,8 +177,8 @@ class SweepCallback(Callback):
         key = trial_key(trial)
         self._release(key)  # before the retry asks for the same resources again
         record = self.store.result(key) or {}
-        reason = (record.get("error") or {}).get("message", "").splitlines()
-        because = f": {reason[0][:160]}" if reason and record.get("status") == FAILED_STATUS else ""
+        reason = _headline(record) if record.get("status") == FAILED_STATUS else ""
+        because = f": {reason}" if reason else ""
         self.console.print(f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  retrying after an error{because}")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
@@ -210,6 +210,12 @@ _TUNE_KEYS = {
     "checkpoint_dir_name",
     "experiment_tag",
 }
+
+
+def _headline(record: Mapping[str, Any]) -> str:
+    """The first line of a recorded failure, short enough for one console line ("" if none)."""
+    lines = (record.get("error") or {}).get("message", "").splitlines()
+    return lines[0][:160] if lines else ""
 
 
 def _error_text(trial: Any) -> str:

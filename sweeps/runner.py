@@ -79,12 +79,13 @@ def connect_ray(address: str | None, verbose: bool = False) -> bool:
     else:
         # Ray announces on every local start that it enabled token authentication by default
         # (which it keeps doing); the notice asks nothing of the user.
+        cpus = local_cpus()
         with quiet(("ray._private.authentication.authentication_token_setup",)):
             ray.init(
-                num_cpus=local_cpus(),
+                num_cpus=cpus,
                 include_dashboard=False,
                 object_store_memory=512 * 1024**2,
-                _system_config={"worker_maximum_startup_concurrency": max(local_cpus(), LOCAL_PROCESSES)},
+                _system_config={"worker_maximum_startup_concurrency": max(cpus, LOCAL_PROCESSES)},
                 **common,
             )
     return True
