@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
@@ -38,18 +38,29 @@ def cache_dir() -> Path:
 
 def describe_problem(model: str) -> str | None:
     """Why ``model`` cannot be a model reference, or None if it can; cheap, no network."""
+    accepted = f"a hub id (org/name), a model folder, a .gguf file or an alias ({', '.join(sorted(ALIASES))})"
+    if not model.strip():
+        return f"is empty; expected {accepted}"
     if model.lower() in ALIASES:
         return None
-    path = Path(model).expanduser()
-    if model.endswith(".gguf"):
-        return None if path.is_file() else f"GGUF file {model!r} does not exist"
-    if path.exists():
-        if path.is_dir() and not (path / "config.json").is_file():
-            return f"{model!r} is a folder without config.json, not a Hugging Face model"
-        return None
+    shown = repr(model if len(model) <= 80 else model[:79] + "…")
+    if "\0" in model or len(model) > 1024:
+        return f"{shown} is not a path or hub id; expected {accepted}"
+    try:
+        path = Path(model).expanduser()
+        if model.endswith(".gguf"):
+            return None if path.is_file() else f"GGUF file {shown} does not exist"
+        if path.exists():
+            if not path.is_dir():
+                return f"{shown} is a file, but not a .gguf file; expected {accepted}"
+            if not (path / "config.json").is_file():
+                return f"{shown} is a folder without config.json, not a Hugging Face model"
+            return None
+    except (OSError, RuntimeError) as exc:  # a path the filesystem refuses (too long, a loop)
+        return f"{shown} cannot be used as a path ({exc.__class__.__name__}); expected {accepted}"
     if model.startswith((".", "/", "~")) or not HUB_ID.match(model):
         return (
-            f"{model!r} is neither an existing folder, a .gguf file, a hub id (org/name) "
+            f"{shown} is neither an existing folder, a .gguf file, a hub id (org/name) "
             f"nor an alias ({', '.join(sorted(ALIASES))})"
         )
     return None
@@ -63,7 +74,8 @@ class ModelRequest:
     dtype: str = "auto"
     device: str = "cpu"
     quantization: int | None = None
-    hf_token: str | None = None
+    #: a credential: kept out of the repr, so no log line or traceback shows it
+    hf_token: str | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         bits = f", {self.quantization}-bit weights" if self.quantization else ""

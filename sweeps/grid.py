@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 from sweeps.errors import FieldError, SpecError
 
-MAX_TRIALS = 200_000
+MAX_TRIALS = 20_000
+#: sub-grids inside sub-grids; real files use two or three levels
+MAX_NESTING = 16
 
 
 @dataclass
@@ -87,12 +89,57 @@ def _expand(mapping: Mapping, path: str, literal_keys: Collection[str], errors: 
     return cells
 
 
+def count(grid: Mapping, literal_keys: Collection[str] = ()) -> int:
+    """How many cells ``grid`` expands to, computed from its shape without expanding it.
+
+    So a grid of a billion trials is refused in microseconds. An empty axis (an error of its
+    own) counts as one, so that no sub-grid is ever larger than the count. Raises SpecError when sub-grids
+    nest deeper than MAX_NESTING (which only a generated or malicious file does).
+    """
+    return _count_mapping(grid, "grid", literal_keys, {}, 0)
+
+
+def _count_mapping(mapping: Mapping, path: str, literal_keys: Collection[str], memo: dict, depth: int) -> int:
+    if depth > MAX_NESTING:
+        raise SpecError([FieldError(path, f"sub-grids nest more than {MAX_NESTING} levels deep")])
+    if id(mapping) in memo:  # YAML aliases share one object: count it once
+        return memo[id(mapping)]
+    size = 1
+    for key, value in mapping.items():
+        size *= _count_axis(str(key), value, f"{path}.{key}", literal_keys, memo, depth)
+    memo[id(mapping)] = size
+    return size
+
+
+def _count_axis(key: str, value: object, path: str, literal_keys: Collection[str], memo: dict, depth: int) -> int:
+    if isinstance(value, Mapping) and key not in literal_keys:
+        return _count_mapping(value, path, literal_keys, memo, depth + 1)
+    if not isinstance(value, list):
+        return 1
+    if key not in literal_keys and value and all(isinstance(v, Mapping) for v in value):
+        return sum(_count_mapping(sub, f"{path}[{i}]", literal_keys, memo, depth + 1) for i, sub in enumerate(value))
+    return max(len(value), 1)
+
+
 def expand(fixed: Mapping, grid: Mapping, literal_keys: Collection[str] = ()) -> list[Cell]:
     """All trial cells of a sweep, fixed values first, grid values overriding them.
 
-    Raises SpecError for structural problems (empty axes, a key set twice in one cell).
+    Raises SpecError for structural problems (empty axes, a key set twice in one cell, more
+    than MAX_TRIALS cells — counted before anything is expanded).
     Cells are not yet deduplicated: identity is decided after validation fills defaults.
     """
+    total = count(grid, literal_keys) if grid else 1
+    if total > MAX_TRIALS:
+        shown = f"{total:,}" if total < 10**30 else "more than 10^30"
+        raise SpecError(
+            [
+                FieldError(
+                    "grid",
+                    f"expands to {shown} trials, more than {MAX_TRIALS:,}",
+                    hint="split the study into several sweep files, or fix the axis that multiplies",
+                )
+            ]
+        )
     errors: list[FieldError] = []
     base = Cell({str(k): v for k, v in fixed.items()}, {str(k): f"fixed.{k}" for k in fixed})
     cells = _expand(grid, "grid", literal_keys, errors) if grid else [Cell()]

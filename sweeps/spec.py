@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sweeps.errors import FieldError, SpecError
+from sweeps import secrets
+from sweeps.errors import FieldError, SpecError, describe, shorten
+from sweeps.locations import storage_problem, tracking_problem
+from sweeps.safe_yaml import MAX_CHARACTERS, load_yaml
 from sweeps.validation import build
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: a sweep's name names its folder and MLflow runs; longer names are typos or pastes
+MAX_NAME = 100
+#: dots and indices in one ``--set`` path
+MAX_OVERRIDE_DEPTH = 32
 
 
 class Resources(BaseModel):
@@ -32,7 +39,7 @@ class SchedulerSpec(BaseModel):
     mode: Literal["min", "max"] = "min"
     #: what the rungs count: a training's global ``step`` (it goes on after a resume), or
     #: Tune's ``training_iteration`` (results reported so far)
-    time_attr: str = "step"
+    time_attr: Literal["step", "training_iteration"] = "step"
     grace_period: int = Field(1, ge=1)
     #: the last rung is below this; trials are never stopped for reaching it (they end on their own)
     max_t: int = Field(100_000, ge=1)
@@ -44,7 +51,7 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str
     workload: str
     experiment: str | None = None
     storage: str = "./runs"
@@ -56,12 +63,39 @@ class SweepSpec(BaseModel):
     grid: dict[str, Any] = Field(default_factory=dict)
     scheduler: SchedulerSpec | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(NAME_PATTERN, value) or len(value) > MAX_NAME:
+            raise ValueError(
+                f"{describe(value)} is not a sweep name: letters, digits, '.', '_' and '-', starting with a "
+                f"letter or digit, at most {MAX_NAME} characters (it names the sweep's folder)"
+            )
+        return value
+
     @field_validator("tracking")
     @classmethod
     def _tracking_uri(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(https?|sqlite|postgresql|mysql|file|databricks)[:+]", value):
-            raise ValueError("expected null (embedded store) or a tracking URI such as http://host:5000")
+        problem = tracking_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
+
+    def check(self) -> list[tuple[str, str]]:
+        """Rules across fields and the filesystem: only checked once every field has its type."""
+        problems = []
+        storage = storage_problem(self.storage, self.name)
+        if storage:
+            problems.append(("storage", storage))
+        if self.scheduler and self.scheduler.grace_period > self.scheduler.max_t:
+            problems.append(
+                (
+                    "scheduler.grace_period",
+                    f"{self.scheduler.grace_period} is above max_t ({self.scheduler.max_t}): "
+                    "no trial would ever be compared",
+                )
+            )
+        return problems
 
     @property
     def experiment_name(self) -> str:
@@ -86,18 +120,22 @@ def apply_override(raw: dict, assignment: str) -> None:
     ``grid.method[2].cache_size=[128,256]``. Missing mapping keys are created.
     """
     if "=" not in assignment:
-        raise SpecError([FieldError("--set", f"{assignment!r} has no '='", hint="write --set fixed.samples=4")])
+        raise SpecError([FieldError("--set", f"{describe(assignment)} has no '='", hint="write --set fixed.samples=4")])
     path, _, text = assignment.partition("=")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise SpecError([FieldError(f"--set {path}", f"value {text!r} is not valid YAML: {exc}")]) from None
+    value = load_yaml(text, where=f"--set {shorten(path, 80)}") if text.strip() else None
+    parts = path.strip().split(".")
+    if len(parts) > MAX_OVERRIDE_DEPTH:
+        raise SpecError([FieldError("--set", f"the path {describe(path)} has more than {MAX_OVERRIDE_DEPTH} parts")])
     steps: list[str | int] = []
-    for part in path.strip().split("."):
+    for part in parts:
         match = _INDEX.match(part)
         if not match:
             raise SpecError(
-                [FieldError("--set", f"bad path {path!r}", hint="e.g. fixed.samples or grid.method[0].cache_size")]
+                [
+                    FieldError(
+                        "--set", f"bad path {describe(path)}", hint="e.g. fixed.samples or grid.method[0].cache_size"
+                    )
+                ]
             )
         steps.append(match["key"])
         steps += [int(i) for i in re.findall(r"\[(\d+)\]", match["idx"])]
@@ -128,16 +166,46 @@ def _render_path(steps: list[str | int]) -> str:
 
 
 def read_raw(path: Path) -> dict:
-    """The sweep file as a mapping, with a clear error for unreadable or non-mapping YAML."""
-    if not path.is_file():
-        raise SpecError([FieldError(str(path), "no such sweep file")])
+    """The sweep file as a mapping, with a clear error for unreadable, non-UTF-8 or non-mapping YAML."""
+    source = shorten(str(path), 200)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError([FieldError(str(path), f"not valid YAML: {exc}")]) from None
+        if path.is_dir():
+            raise SpecError([FieldError(source, "is a folder, not a sweep file")])
+        if not path.is_file():
+            raise SpecError([FieldError(source, "no such sweep file")])
+        data = path.read_bytes() if path.stat().st_size <= 4 * MAX_CHARACTERS else None
+    except OSError as exc:
+        raise SpecError([FieldError(source, f"cannot be read: {exc.strerror or exc}")]) from None
+    if data is None:
+        raise SpecError([FieldError(source, f"is larger than a sweep file can be ({MAX_CHARACTERS:,} characters)")])
+    try:
+        raw = load_yaml(decode(data))
+    except SpecError as exc:
+        raise SpecError(exc.errors, source) from None
     if not isinstance(raw, dict):
-        raise SpecError([FieldError(str(path), "a sweep file is a mapping with keys name, workload, fixed, grid, ...")])
+        raise SpecError([FieldError(source, "a sweep file is a mapping with keys name, workload, fixed, grid, ...")])
     return raw
+
+
+def decode(data: bytes) -> str:
+    """A sweep file's bytes as text: UTF-8 (a byte-order mark is dropped), anything else an error with its line."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) or (
+        b"\0" in data[:200]
+    ):
+        raise SpecError([FieldError("(file)", "is UTF-16 or UTF-32 text (or binary); save it as UTF-8")])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start]
+        raise SpecError(
+            [
+                FieldError(
+                    f"line {line}, column {column}", f"byte 0x{byte:02x} is not UTF-8 text; save the file as UTF-8"
+                )
+            ]
+        ) from None
 
 
 def parse(raw: dict, source: str | None = None) -> SweepSpec:
@@ -153,6 +221,9 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple
     """Read, override and validate a sweep file; returns the spec and the raw (overridden) mapping."""
     path = Path(path)
     raw = read_raw(path)
+    secrets.remember(raw)  # so that no message can echo a secret value of the file or of --set
     for assignment in overrides:
+        secrets.remember_override(assignment)
         apply_override(raw, assignment)
+        secrets.remember(raw)
     return parse(raw, str(path)), raw

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from evaluators.tasks.datafiles import utf8_lines
 from evaluators.tasks.json_checks import parse_constraints, schema_problem
 
 ROLES = ("system", "user", "assistant")
@@ -177,10 +178,14 @@ def parse_grpo(row: dict, line: int, needs: Collection[str]) -> tuple[Example | 
 def load_examples(path: str | Path, kind: str, needs: Collection[str] = ()) -> list[Example]:
     """Every example of a JSONL file, or a DataError naming each bad line and field."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"{path}: no such dataset file")
-    stat = path.stat()
-    return list(_load(str(path.resolve()), stat.st_size, stat.st_mtime_ns, kind, tuple(sorted(needs))))
+    try:
+        if not path.is_file():
+            raise DataError(f"{str(path)[:200]}: no such dataset file")
+        stat = path.stat()
+        resolved = str(path.resolve())
+    except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a NUL byte, a symlink loop
+        raise DataError(f"{str(path)[:200]}: cannot be read as a dataset file ({exc.__class__.__name__})") from None
+    return list(_load(resolved, stat.st_size, stat.st_mtime_ns, kind, tuple(sorted(needs))))
 
 
 @lru_cache(maxsize=16)
@@ -188,22 +193,25 @@ def _load(path: str, size: int, mtime_ns: int, kind: str, needs: tuple[str, ...]
     """Parse once per file version: the plan validates every trial, and trials share files."""
     examples: list[Example] = []
     problems: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{path}:{number}: not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(row, dict):
-                problems.append(f"{path}:{number}: a row must be a JSON object")
-                continue
-            example, row_problems = parse_sft(row, number) if kind == "sft" else parse_grpo(row, number, needs)
-            problems += [f"{path}:{number}: {p}" for p in row_problems]
-            if example is not None:
-                examples.append(example)
+    try:
+        lines = list(utf8_lines(Path(path)))
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    for number, text in lines:
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            problems.append(f"{path}:{number}: a row must be a JSON object")
+            continue
+        example, row_problems = parse_sft(row, number) if kind == "sft" else parse_grpo(row, number, needs)
+        problems += [f"{path}:{number}: {p}" for p in row_problems]
+        if example is not None:
+            examples.append(example)
     if problems:
         shown = problems[:MAX_SHOWN]
         more = f"\n  ... and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""

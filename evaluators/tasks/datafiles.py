@@ -6,9 +6,10 @@ A benchmark file with a renamed field otherwise fails deep inside prompt buildin
 
 from __future__ import annotations
 
+import codecs
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,21 +73,35 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The lines of a UTF-8 text file, numbered from 1; a ValueError naming the line where a byte is not UTF-8."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                raise ValueError(f"{path}: UTF-16 text; save it as UTF-8")
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                byte = raw[exc.start]
+                raise ValueError(
+                    f"{path}, line {number}: byte 0x{byte:02x} is not UTF-8 text; save it as UTF-8"
+                ) from None
+
+
 def read_jsonl(path: Path, what: str = "data file") -> list[Row]:
     """Every non-blank line of a JSON Lines file as a :class:`Row` (line numbers from 1)."""
     require_file(path, what)
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(data, dict):
-                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(data).__name__}")
-            rows.append(Row(data, path, number))
+    for number, line in utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(data).__name__}")
+        rows.append(Row(data, path, number))
     if not rows:
         raise ValueError(f"{path}: no records")
     return rows
@@ -128,8 +143,9 @@ def _records_with_lines(text: str) -> list[tuple[Any, int]]:
 def read_json_list(path: Path, what: str = "data file") -> list[Row]:
     """The records of a JSON file holding one list of objects, each with the line it starts on."""
     require_file(path, what)
+    text = "".join(line for _, line in utf8_lines(path))
     try:
-        records = _records_with_lines(path.read_text(encoding="utf-8"))
+        records = _records_with_lines(text)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     if not records:
