@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from evaluators.kvcache import TECHNIQUES, KVTechnique
@@ -32,7 +32,8 @@ class EvaluateConfig:
     query_aware: bool = True
     quantization: Literal[4, 8] | None = None
     kv_bits: Literal[2, 4, 8] | None = None
-    hf_token: str | None = None
+    #: a credential: kept out of the repr, so no log line or traceback shows it
+    hf_token: str | None = field(default=None, repr=False)
 
     def check(self) -> list[tuple]:
         problems: list[tuple] = []

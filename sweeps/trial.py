@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sweeps.secrets import redact
+from sweeps import storage_full
+from sweeps.secrets import redact, remember, scrub
 from sweeps.store import COMPLETED_STATUS, STOPPED_STATUS, SweepStore, now
 from sweeps.versions import versions
 from sweeps.workload import ARTIFACTS, INFO, MISSING, TAGS
@@ -65,6 +66,7 @@ class TrialRecorder:
         self.trial_dir = Path(context["trial_dir"])
         self.store = SweepStore(self.trial_dir.parent)
         self.params = redact(trial_config["params"])
+        remember(trial_config["params"])  # an error that quotes this trial's secret is recorded without it
         previous = self.store.started(self.key) or {}
         if resume_attempt and previous:
             self.attempt = int(previous.get("attempt", 1))
@@ -128,14 +130,18 @@ class TrialRecorder:
         return self._record(STOPPED_STATUS, metrics=metrics, stopped_by=by)
 
     def fail(self, exc: BaseException) -> dict[str, Any]:
+        if storage_full.means_full(exc):
+            # The storage failed, not the trial: nothing is recorded (there is no room anyway), the
+            # launcher stops the sweep and the trial runs again at `sweeps resume`.
+            raise exc
         current = self.store.result(self.key)
         if current and current.get("status") == STOPPED_STATUS and current.get("attempt") == self.attempt:
             # The scheduler already ended this attempt; its work failing on the way down stays a stop.
             return current
         error = {
             "type": type(exc).__name__,
-            "message": str(exc) or type(exc).__name__,
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-20000:],
+            "message": scrub(str(exc) or type(exc).__name__),
+            "traceback": scrub("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))[-20000:],
         }
         return self._record(FAILED_STATUS, error=error)
 

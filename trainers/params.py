@@ -8,7 +8,7 @@ SFT and GRPO extend this class with their own fields (``trainers.sft``, ``traine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import ClassVar, Literal
 
 from evaluators.models import describe_problem
@@ -54,7 +54,8 @@ class TrainParams:
     gradient_checkpointing: bool = False
     seed: int = 0
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    hf_token: str | None = None
+    #: a credential: kept out of the repr, so no log line or traceback shows it
+    hf_token: str | None = field(default=None, repr=False)
 
     #: the JSONL kind this trainer reads (``sft`` or ``grpo``)
     kind: ClassVar[str] = "sft"
