@@ -1,8 +1,8 @@
-"""The driver's Tune callback: mirrors trials to MLflow, shows progress as they finish, and
-has the workload give back what an ended trial still holds in the cluster.
+"""The driver's Tune callback: hands trials to the MLflow mirror, shows progress as they finish,
+and has the workload give back what an ended trial still holds in the cluster.
 
-A tracking failure (server down, disk full) never takes the sweep down: it is reported
-once per trial, and the result in storage is mirrored again at the next launch.
+It runs in Tune's event loop, so it makes no MLflow request itself: the mirror
+(:mod:`sweeps.mirror`) does them beside the loop, and a hung or dead server costs no trial time.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from ray.tune import Callback
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sweeps import storage_full
+from sweeps.mirror import Mirror
 from sweeps.store import COMPLETED_STATUS, FAILED, RUNNING, STOPPED_STATUS, SweepStore
-from sweeps.tracking import Tracker
 from sweeps.trial import FAILED_STATUS, split_result
 from sweeps.workload import STEP
 
@@ -37,7 +38,7 @@ class SweepCallback(Callback):
     def __init__(
         self,
         store: SweepStore,
-        tracker: Tracker,
+        mirror: Mirror,
         names: Mapping[str, str],
         params: Mapping[str, Mapping[str, Any]],
         workload: str,
@@ -49,7 +50,7 @@ class SweepCallback(Callback):
         release: Callable[[str], None],
     ):
         self.store = store
-        self.tracker = tracker
+        self.mirror = mirror
         self.names = names
         self.params = params
         self.workload = workload
@@ -58,7 +59,6 @@ class SweepCallback(Callback):
         self.failed_record = failed_record
         self.stopped_record = stopped_record
         self.release = release
-        self.run_ids: dict[str, str] = {}
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -78,28 +78,13 @@ class SweepCallback(Callback):
         return {}
 
     # -- helpers --------------------------------------------------------------------------------
-    def _safely(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except Exception as exc:  # the sweep goes on; storage keeps the result for a later sync
-            self.console.print(f"[yellow]MLflow: could not {what} for trial {key}: {exc}[/]")
-            return None
-
     def _show_running(self) -> None:
         shown = ", ".join(sorted(self.names.get(k, k) for k in self.running)[:3])
         more = f" +{len(self.running) - 3}" if len(self.running) > 3 else ""
         self.progress.update(self.task, running=f"running: {shown}{more}" if shown else "")
 
-    def _run_id(self, key: str) -> str | None:
-        if key not in self.run_ids:
-            run_id = self._safely(
-                "open the run",
-                key,
-                lambda: self.tracker.child(key, self.names.get(key, key), self.params.get(key, {}), self.workload),
-            )
-            if run_id:
-                self.run_ids[key] = run_id
-        return self.run_ids.get(key)
+    def _open(self, key: str) -> None:
+        self.mirror.open(key, self.names.get(key, key), self.params.get(key, {}), self.workload)
 
     def _release(self, key: str) -> None:
         try:
@@ -112,13 +97,8 @@ class SweepCallback(Callback):
         if record is None:
             return
         self.running.discard(key)
-        run_id = self._run_id(key)
-        if run_id:
-            self._safely(
-                "record the result",
-                key,
-                lambda: self.tracker.finish(run_id, record, self.store.trial_dir(key)),
-            )
+        self._open(key)
+        self.mirror.finish(key, record, self.store.trial_dir(key))
         name = self.names.get(key, key)
         if record.get("status") == COMPLETED_STATUS:
             metrics = format_metrics(record.get("metrics") or {}, self.key_metrics)
@@ -141,18 +121,15 @@ class SweepCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = trial_key(trial)
         self.running.add(key)
-        self._run_id(key)
+        self._open(key)
         self._show_running()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         key = trial_key(trial)
-        run_id = self._run_id(key)
-        if run_id:
-            metrics, _ = split_result({k: v for k, v in result.items() if k not in _TUNE_KEYS})
-            step = int(
-                result[STEP] if isinstance(result.get(STEP), (int, float)) else result.get("training_iteration", 0)
-            )
-            self._safely("log progress", key, lambda: self.tracker.log_metrics(run_id, metrics, step))
+        self._open(key)
+        metrics, _ = split_result({k: v for k, v in result.items() if k not in _TUNE_KEYS})
+        step = int(result[STEP] if isinstance(result.get(STEP), (int, float)) else result.get("training_iteration", 0))
+        self.mirror.progress(key, metrics, step)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = trial_key(trial)
@@ -176,6 +153,8 @@ class SweepCallback(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = trial_key(trial)
         self._release(key)  # before the retry asks for the same resources again
+        if storage_full.note(_error_text(trial), f"trial {key}'s folder") or storage_full.first():
+            return  # no retry line: the launcher stops the sweep and says why once
         record = self.store.result(key) or {}
         reason = _headline(record) if record.get("status") == FAILED_STATUS else ""
         because = f": {reason}" if reason else ""

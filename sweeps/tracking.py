@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from sweeps.errors import FieldError, SpecError
 from sweeps.secrets import is_secret, redact
 from sweeps.store import COMPLETED_STATUS, FINAL_STATUSES, STOPPED_STATUS, SweepStore
 
@@ -60,16 +63,110 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def is_http(uri: str | None) -> bool:
+    return bool(uri) and uri.split(":", 1)[0].lower() in ("http", "https")
+
+
+#: MLflow's HTTP client settings for the launcher: a request gives up after seconds, not
+#: minutes (MLflow's defaults: 120 s timeout, 7 retries with backoff). The mirror retries
+#: on its own, beside the sweep. A value the user set in the environment is kept.
+BOUNDED_REQUESTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    # MLflow prints two "View run" lines to stdout (after one more request) at each run's end
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+def bound_requests() -> None:
+    """Bound MLflow's HTTP requests in this process (MLflow reads these settings at each request)."""
+    for name, value in BOUNDED_REQUESTS.items():
+        os.environ.setdefault(name, value)
+    # urllib3 logs each retry of a refused connection; the mirror says once that the server is down.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+
+
+def shown_uri(uri: str) -> str:
+    """A tracking URI without any credentials written into it (``http://user:pw@host`` → ``http://host``)."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit(parts._replace(netloc=netloc))
+    return uri
+
+
+def probe(uri: str, seconds: float = 5.0) -> str | None:
+    """Why the MLflow server at ``uri`` does not answer within ``seconds``, or None when it does.
+
+    Any HTTP answer counts (``/health`` needs no login): credentials are the client's next check.
+    """
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=seconds, allow_redirects=False)
+    except requests.exceptions.Timeout:
+        return f"no answer within {seconds:g} s"
+    except requests.exceptions.ConnectionError as exc:
+        reason = str(getattr(exc.args[0], "reason", "") or "") if exc.args else ""
+        if "refused" in reason.lower() or "refused" in str(exc).lower():
+            return "connection refused"
+        return "cannot connect" + (f" ({reason.split(': ', 1)[-1][:120]})" if reason else "")
+    except requests.exceptions.RequestException as exc:
+        return f"{type(exc).__name__}"
+    return None
+
+
+def _better(run: Any, known: Any) -> bool:
+    """Whether ``run`` should stand for its trial rather than ``known`` (a mirrored run beats an empty twin)."""
+    return known is None or _rank(run) > _rank(known)
+
+
+def _rank(run: Any) -> tuple[bool, bool]:
+    return SYNCED in run.data.tags, bool(run.data.params)
+
+
+def connect(tracking: str | None, storage: Path, experiment: str, sweep: str, seconds: float = 5.0) -> Tracker:
+    """The sweep's tracker, once its server has answered.
+
+    A tracking server that does not answer at launch is bad input (exit code 2) reported
+    within seconds, before anything is written or any trial starts; the user decides
+    whether to start it, fix ``tracking:``, or track locally.
+    """
+    if not is_http(tracking):
+        return Tracker(tracking, storage, experiment, sweep)
+    url = shown_uri(tracking)
+    hint = "start the server, fix `tracking:`, or launch with `--set tracking=null` to track in the embedded store"
+    reason = probe(tracking, seconds)
+    if reason:
+        raise SpecError([FieldError("tracking", f"no MLflow server answers at {url}: {reason}", url, hint=hint)])
+    try:
+        return Tracker(tracking, storage, experiment, sweep)
+    except Exception as exc:
+        first = (str(exc).replace(tracking, url).splitlines() or [type(exc).__name__])[0][:200]
+        raise SpecError(
+            [FieldError("tracking", f"the MLflow server at {url} could not be used: {first}", url, hint=hint)]
+        ) from None
+
+
 def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
 class Tracker:
-    """Creates, finds and updates a sweep's MLflow runs."""
+    """Creates, finds and updates a sweep's MLflow runs.
+
+    Called from one thread at a time (the launcher's mirror worker): it caches the runs it knows.
+    """
 
     def __init__(self, tracking: str | None, storage: Path, experiment: str, sweep: str):
         from mlflow import MlflowClient
+
+        if is_http(tracking):
+            bound_requests()
 
         # "Creating initial MLflow database tables..." on every new embedded store says nothing
         # the user needs; real database problems still surface as errors.
@@ -91,6 +188,12 @@ class Tracker:
                 self.client.restore_experiment(self.experiment_id)
         self.parent_id: str | None = None
         self._children: dict[str, Any] = {}
+        #: trial keys whose run creation failed: the server may have created the run after all
+        self._suspect: set[str] = set()
+        #: runs created whose params are not logged yet
+        self._unlogged: dict[str, Mapping[str, Any]] = {}
+        #: trial keys whose run this tracker ended (its cached status is out of date)
+        self._ended: set[str] = set()
 
     # -- the parent run -------------------------------------------------------------------------
     def open_parent(self, workload: str, raw_spec: dict, code_version: Mapping[str, str]) -> str:
@@ -141,40 +244,87 @@ class Tracker:
             )
             for run in page:
                 key = run.data.tags.get(KEY)
-                if key and key not in self._children:
+                if key and _better(run, self._children.get(key)):
                     self._children[key] = run
             token = page.token
             if not token:
                 break
 
+    def _find_child(self, key: str) -> list:
+        """The sweep's runs for one trial key, oldest first."""
+        return list(
+            self.client.search_runs(
+                [self.experiment_id],
+                f"tags.`{PARENT_TAG}` = '{self.parent_id}' and tags.`{KEY}` = '{key}'",
+                order_by=["attributes.start_time ASC"],
+                max_results=100,
+            )
+        )
+
     def child(self, key: str, run_name: str, params: Mapping[str, Any], workload: str) -> str:
-        """The trial's run, reattached by trial key or created with its params."""
+        """The trial's run, reattached by trial key or created with its params.
+
+        Safe to call again after it raised: a run whose creation timed out may exist on the
+        server anyway, so it is looked up before another is created (see ``drop_duplicates``).
+        """
         from mlflow.entities import Param
 
         existing = self._children.get(key)
-        if existing is not None:
-            if existing.info.status != "RUNNING":
-                self.client.update_run(existing.info.run_id, status="RUNNING")
-            return existing.info.run_id
-        tags = {
-            PARENT_TAG: self.parent_id,
-            SWEEP: self.sweep,
-            KEY: key,
-            "sweeps.workload": workload,
-            STATUS: "running",
-        }
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=run_name)
-        flat = [Param(k, v) for k, v in flatten(params).items()]
-        for chunk in _chunks(flat, 100):
-            self.client.log_batch(run.info.run_id, params=chunk)
-        self._children[key] = self.client.get_run(run.info.run_id)
-        return run.info.run_id
+        if existing is None and key in self._suspect:
+            found = self._find_child(key)
+            existing = found[0] if found else None
+            if existing is not None:
+                self._children[key] = existing
+                self._unlogged.setdefault(key, params)
+        if existing is None:
+            tags = {
+                PARENT_TAG: self.parent_id,
+                SWEEP: self.sweep,
+                KEY: key,
+                "sweeps.workload": workload,
+                STATUS: "running",
+            }
+            try:
+                existing = self.client.create_run(self.experiment_id, tags=tags, run_name=run_name)
+            except Exception:
+                self._suspect.add(key)
+                raise
+            self._children[key] = existing
+            self._unlogged[key] = params
+        elif key not in self._unlogged and (key in self._ended or existing.info.status != "RUNNING"):
+            self.client.update_run(existing.info.run_id, status="RUNNING")
+            self._ended.discard(key)
+        run_id = existing.info.run_id
+        if key in self._unlogged:
+            flat = [Param(k, v) for k, v in flatten(self._unlogged[key]).items()]
+            for chunk in _chunks(flat, 100):
+                self.client.log_batch(run_id, params=chunk)
+            del self._unlogged[key]
+        return run_id
+
+    def drop_duplicates(self, key: str, run_id: str) -> None:
+        """Delete the other runs of a trial whose run creation once timed out.
+
+        A request that timed out on this side may still be carried out when a hung server
+        wakes up, leaving an empty twin of the trial's run; it is deleted so that MLflow keeps
+        exactly one run per trial.
+        """
+        if key not in self._suspect:
+            return
+        for run in self._find_child(key):
+            if run.info.run_id != run_id:
+                self.client.delete_run(run.info.run_id)
+        self._suspect.discard(key)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        stamp = int(time.time() * 1000)
+        self.log_points(run_id, [(k, v, stamp, step) for k, v in metrics.items()])
+
+    def log_points(self, run_id: str, points: Sequence[tuple[str, float, int, int]]) -> None:
+        """Log ``(name, value, timestamp ms, step)`` points, up to 1000 per request."""
         from mlflow.entities import Metric
 
-        stamp = int(time.time() * 1000)
-        items = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
+        items = [Metric(name, float(value), stamp, step) for name, value, stamp, step in points]
         for chunk in _chunks(items, 1000):
             self.client.log_batch(run_id, metrics=chunk)
 
@@ -182,6 +332,8 @@ class Tracker:
         """Mirror a trial's result.json: metrics, tags, artifacts and final status."""
         from mlflow.entities import RunTag
 
+        if record.get("key"):
+            self.drop_duplicates(str(record["key"]), run_id)
         status = record.get("status")
         completed = status in FINAL_STATUSES
         self.log_metrics(run_id, record.get("metrics") or {}, step=int(record.get("attempt", 1)))
@@ -202,6 +354,8 @@ class Tracker:
             elif path.is_dir():  # e.g. a LoRA adapter: kept as a folder of the same name
                 self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
         self.client.set_terminated(run_id, status="FINISHED" if completed else "FAILED")
+        if record.get("key"):
+            self._ended.add(str(record["key"]))
         # Last, so that a launcher killed anywhere above leaves the result to be mirrored again.
         self.client.set_tag(run_id, SYNCED, str(record.get("finished_at")))
 
@@ -213,6 +367,15 @@ class Tracker:
             and run.data.tags.get(SYNCED) == str(record.get("finished_at"))
         )
 
+    def unsynced(self, store: SweepStore) -> list[tuple[str, dict]]:
+        """``(key, record)`` of the results in storage that MLflow has not seen (no requests: after ``open_parent``)."""
+        out = []
+        for key in store.result_keys():
+            record = store.result(key)
+            if record and not self.is_synced(key, record):
+                out.append((key, record))
+        return out
+
     def sync(
         self,
         store: SweepStore,
@@ -222,10 +385,7 @@ class Tracker:
     ) -> int:
         """Mirror every result in storage that MLflow has not seen yet; returns how many."""
         count = 0
-        for key in store.result_keys():
-            record = store.result(key)
-            if not record or self.is_synced(key, record):
-                continue
+        for key, record in self.unsynced(store):
             run_id = self.child(key, names.get(key, key), params.get(key, record.get("params", {})), workload)
             self.finish(run_id, record, store.trial_dir(key))
             self._children[key] = self.client.get_run(run_id)

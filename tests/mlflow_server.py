@@ -1,0 +1,82 @@
+"""A real `mlflow server` process for tests that hang it (SIGSTOP), kill it and start it again."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from sweeps.ui import server_command
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server --workers 1` on 127.0.0.1 with an embedded store of its own, in its own session.
+
+    Signals go to the whole process group (uvicorn and its helpers), so a stop hangs all of it.
+    """
+
+    def __init__(self, store: Path, port: int | None = None):
+        self.store = store
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> None:
+        self.proc = subprocess.Popen(
+            server_command(self.store, "127.0.0.1", self.port),
+            # no job runner beside the server: the tests track runs only, and it halves the start on a busy machine
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_until_healthy()
+
+    def wait_until_healthy(self, seconds: float = 300) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            assert self.proc.poll() is None, "the MLflow server exited"
+            assert time.monotonic() < deadline, f"the MLflow server did not answer in {seconds} s"
+            time.sleep(0.5)
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def hang(self) -> None:
+        self.signal(signal.SIGSTOP)
+
+    def wake(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.wake()
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
