@@ -126,29 +126,6 @@ def extract_boxed(text: str) -> str | None:
     return found
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-
-
-def parse_number(text: str | None) -> float | None:
-    """A number written as text: ``1,234``, ``-0.5``, ``3/4``, ``\\frac{3}{4}``, ``45%``; None if none."""
-    if text is None:
-        return None
-    cleaned = text.replace("$", "").replace("\\!", "").replace("\\,", "").strip()
-    frac = re.fullmatch(r"\\d?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}", cleaned) or re.fullmatch(
-        r"(-?[\d.]+)\s*/\s*(-?[\d.]+)", cleaned
-    )
-    if frac:
-        denominator = float(frac.group(2))
-        return float(frac.group(1)) / denominator if denominator else None
-    match = _NUMBER.search(cleaned)
-    if not match:
-        return None
-    try:
-        return float(match.group(0).replace(",", ""))
-    except ValueError:
-        return None
-
-
 def numbers_equal(a: float | None, b: float | None, tolerance: float = 1e-6) -> bool:
     return a is not None and b is not None and math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
 
@@ -225,31 +202,80 @@ def _strip_latex(text: str) -> str:
 def as_number(text: str | None) -> float | None:
     """``text`` as a number when it is nothing but one (``1,234``, ``-0.5``, ``3/4``, ``\\frac{3}{4}``, ``45%``).
 
-    Stricter than :func:`parse_number`, which finds a number anywhere: ``\\frac{\\pi}{2}`` or
-    ``x + 1`` are not numbers here, so comparing two answers numerically is only done when both
-    really are numbers.
+    Strict on purpose: ``\\frac{\\pi}{2}``, ``x + 1`` or ``12 apples`` are not numbers here, so
+    comparing two answers numerically is only done when both really are numbers
+    (:func:`math_number` first removes an answer's form, such as its unit).
     """
     if text is None:
         return None
     cleaned = _strip_latex(text)
-    fraction = re.fullmatch(r"\\frac\{([-+]?[\d.]+)\}\{([-+]?[\d.]+)\}|([-+]?[\d.]+)/([-+]?[\d.]+)", cleaned)
+    fraction = re.fullmatch(r"([-+]?)(?:\\frac\{([-+]?[\d.]+)\}\{([-+]?[\d.]+)\}|([-+]?[\d.]+)/([-+]?[\d.]+))", cleaned)
     if fraction:
-        top, bottom = (g for g in fraction.groups() if g is not None)
+        sign, *parts = fraction.groups()
+        top, bottom = (g for g in parts if g is not None)
         try:
             denominator = float(bottom)
-            return float(top) / denominator if denominator else None
+            value = float(top) / denominator if denominator else None
         except ValueError:
             return None
+        return -value if value is not None and sign == "-" else value
     if not cleaned or not re.search(r"\d", cleaned) or not _WHOLE_NUMBER.fullmatch(cleaned):
         return None
     return float(cleaned.rstrip("%").replace(",", ""))
 
 
-def math_answers_equal(predicted: str | None, gold: str) -> bool:
-    """Equal as numbers when both are numbers, else equal as LaTeX with spacing and sizing removed."""
-    if predicted is None:
+def final_answer(text: str) -> str:
+    """The final answer of a reference solution: after GSM8K's ``####``, inside MATH's ``\\boxed{}``, or as written."""
+    text = text.strip()
+    if "####" in text:
+        text = text.rsplit("####", 1)[1].strip()
+    boxed = extract_boxed(text)
+    return boxed if boxed is not None else text
+
+
+_WRAPPED_TEXT = re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox)\s*\{([^{}]*)\}")
+_ASSIGNED = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?=\S)")
+_TRAILING_UNIT = re.compile(r"(.+?)\s*([A-Za-z]{2,}(?:[\s/]+[A-Za-z]+)*)\.?")
+_WORDS = re.compile(r"[A-Za-z][A-Za-z\s'-]*")
+
+
+def math_answer(text: str) -> str:
+    """A math answer without the form around it, so that only its value is compared.
+
+    ``x = 5`` → ``5`` (one variable assigned), ``5 apples`` / ``5\\text{ cm}`` → ``5`` (a unit after a
+    number), ``\\$5`` → ``5``, ``\\text{Paris}`` → ``Paris``, ``1{,}000`` → ``1,000``, a Unicode minus → ``-``.
+    """
+    text = _WRAPPED_TEXT.sub(r" \1 ", text)
+    text = text.replace("\\$", " ").replace("$", " ").replace("\\%", "%").replace("{,}", ",").replace("\u2212", "-")
+    text = re.sub(r"\\[,;:!]", "", text).replace("\\ ", " ").strip().rstrip(".").strip()
+    text = _ASSIGNED.sub("", text)
+    unit = _TRAILING_UNIT.fullmatch(text)
+    if unit and as_number(unit.group(1)) is not None:
+        text = unit.group(1)
+    return text.strip()
+
+
+def math_number(text: str | None) -> float | None:
+    """The number a math answer stands for (``x = 5``, ``5 apples``, ``45\\%``), or None when it is not one."""
+    return None if text is None else as_number(math_answer(text))
+
+
+def math_answers_equal(predicted: str | None, gold: str | None) -> bool:
+    """The one answer comparison of the platform: the ``math`` task's accuracy, GRPO's ``boxed_match``
+    reward and the post-training ``eval_accuracy`` all use it, so a hit means the same everywhere.
+
+    Equal as numbers when both are numbers (``1,000`` = ``1000.0``, ``\\frac{3}{4}`` = ``0.75``,
+    ``x=5`` = ``5 apples`` = ``5``); else equal as LaTeX with spacing and sizing removed; plain words
+    also ignoring case and articles (``The Nile`` = ``nile``). An empty answer never matches.
+    """
+    if predicted is None or gold is None:
         return False
-    a, b = as_number(predicted), as_number(gold)
-    if a is not None and b is not None:
-        return numbers_equal(a, b)
-    return _strip_latex(predicted) == _strip_latex(gold)
+    a, b = math_answer(predicted), math_answer(gold)
+    if not a or not b:
+        return False
+    x, y = as_number(a), as_number(b)
+    if x is not None and y is not None:
+        return numbers_equal(x, y)
+    if _strip_latex(a) == _strip_latex(b):
+        return True
+    return bool(_WORDS.fullmatch(a) and _WORDS.fullmatch(b)) and normalize(a) == normalize(b)

@@ -6,6 +6,7 @@ visible as a status, not discovered when a plot comes out with a gap.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -66,12 +67,43 @@ def to_table(records: list[dict]) -> pa.Table:
     return pa.table(arrays)
 
 
+class OutputError(Exception):
+    """The export's output path cannot be written; the message says which path and why."""
+
+
+def output_problem(output: Path) -> str | None:
+    """Why ``output`` cannot be written (checked before the table is built), or None."""
+    folder = output.parent
+    if output.is_dir():
+        return f"{output} is a folder; name a file in it, e.g. {output / ('sweep' + (output.suffix or '.csv'))}"
+    if not folder.exists():
+        return f"the folder {folder} does not exist (create it first)"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if output.exists() and not os.access(output, os.W_OK):
+        return f"{output} is not writable"
+    if not output.exists() and not os.access(folder, os.W_OK):
+        return f"the folder {folder} is not writable"
+    return None
+
+
 def export(store: SweepStore, fmt: str, output: Path) -> int:
-    """Write the sweep's table to ``output``; returns the number of rows."""
+    """Write the sweep's table to ``output``; returns the number of rows.
+
+    Raises OutputError, naming the path and the reason, when ``output`` cannot be written.
+    """
+    problem = output_problem(output)
+    if problem:
+        raise OutputError(problem)
     table = to_table(rows(store))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        pq.write_table(table, output)
-    else:
-        pacsv.write_csv(table, output)
+    partial = output.with_name(f".{output.name}.partial")  # renamed into place once whole
+    try:
+        if fmt == "parquet":
+            pq.write_table(table, partial)
+        else:
+            pacsv.write_csv(table, partial)
+        os.replace(partial, output)
+    except OSError as exc:  # a read-only file system, a full disk: the system's own reason
+        partial.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
     return table.num_rows

@@ -2,7 +2,7 @@
 
 Layout under ``<storage>/<sweep name>/``::
 
-    sweep.yaml         the sweep file as last launched (overrides applied); `sweeps resume` reads it
+    sweep.yaml         the sweep file as last launched (overrides applied, secrets redacted); `sweeps resume` reads it
     plan.json          every trial key with its parameters and run name, in grid order
     launch.json        host and pid of the launching process, to tell running from interrupted
     <key>/started.json written by the trial when it starts (attempt, host, pid, time)
@@ -11,12 +11,16 @@ Layout under ``<storage>/<sweep name>/``::
     _tune/             Ray Tune's own experiment state
 
 Every file is written atomically (temp file + rename), so a kill at any moment leaves
-either the old or the new version, never half a result.
+either the old or the new version, never half a result; a write that fails for lack of space
+raises :class:`~sweeps.storage_full.StorageFull` and is remembered for the launcher. Reading is
+as careful: a file that is not what it should be (cut off, not JSON, a list, a folder) counts as
+absent — a trial whose ``result.json`` is unreadable is not finished — with one warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -26,6 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from sweeps import storage_full
+from sweeps.secrets import redact
+
+log = logging.getLogger(__name__)
 
 RESULT = "result.json"
 STARTED = "started.json"
@@ -42,23 +51,47 @@ FINAL_STATUSES = (COMPLETED_STATUS, STOPPED_STATUS)
 
 def write_json(path: Path, data: Any) -> None:
     """Atomically replace ``path`` with ``data`` as indented JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text``; StorageFull when the storage has no space for it."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
+            handle.write(text)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and storage_full.note(exc, str(path)):
+            raise storage_full.StorageFull(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
-def read_json(path: Path) -> Any | None:
+_warned: set[str] = set()
+
+
+def read_json(path: Path, kind: type = dict) -> Any | None:
+    """``path``'s JSON when it is a ``kind``; None when absent or unreadable (warned about once)."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:  # a folder, cut off, not JSON, not UTF-8
+        return _unreadable(path, type(exc).__name__ if isinstance(exc, OSError) else "not valid JSON")
+    if not isinstance(data, kind):
+        return _unreadable(path, f"a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _unreadable(path: Path, why: str) -> None:
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        log.warning("%s is unreadable (%s): treated as absent", path, why)
+    return None
 
 
 def now() -> float:
@@ -100,10 +133,8 @@ class SweepStore:
 
     # -- the sweep ---------------------------------------------------------------------------
     def save_spec(self, raw: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{SPEC}.tmp"
-        tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
-        os.replace(tmp, self.root / SPEC)
+        """Keep the sweep file for `sweeps resume`, secrets redacted (resume takes them from the environment)."""
+        write_text(self.root / SPEC, yaml.safe_dump(redact(raw), sort_keys=False))
 
     def spec_path(self) -> Path:
         return self.root / SPEC
@@ -112,8 +143,8 @@ class SweepStore:
         write_json(self.root / PLAN, {"trials": trials})
 
     def plan(self) -> list[dict]:
-        data = read_json(self.root / PLAN)
-        return data["trials"] if data else []
+        trials = (read_json(self.root / PLAN) or {}).get("trials")
+        return [t for t in trials if isinstance(t, dict) and "key" in t] if isinstance(trials, list) else []
 
     def mark_launch(self) -> None:
         write_json(self.root / LAUNCH, {"host": socket.gethostname(), "pid": os.getpid(), "started_at": now()})
@@ -127,9 +158,9 @@ class SweepStore:
     def launcher_alive(self) -> bool | None:
         """True/False for a launcher on this host; None when unknown (another host) or absent."""
         info = self.launcher()
-        if not info:
+        if not info or not isinstance(info.get("pid"), int):
             return False
-        return process_alive(info["host"], int(info["pid"]))
+        return process_alive(str(info.get("host")), info["pid"])
 
     # -- trials ------------------------------------------------------------------------------
     def result(self, key: str) -> dict | None:

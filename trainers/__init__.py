@@ -4,3 +4,8 @@
 ``trainers.trainable`` is a trial's driver, ``trainers.worker``/``trainers.run`` what each
 Ray Train worker runs. Scoring comes from ``evaluators``; nothing here imports ``sweeps``.
 """
+
+from evaluators.quiet import quiet_bitsandbytes_import
+
+# before anything here imports bitsandbytes (PEFT and TRL do), whose import logs a notice
+quiet_bitsandbytes_import()

@@ -2,7 +2,8 @@
 
 GRPO rewards and the post-training evaluation both go through :func:`judge`, so a reward
 of 1 for ``boxed_match`` and an ``eval_accuracy`` hit mean exactly the same thing — and the
-same thing as ``\\boxed{}`` accuracy in the evaluate workload.
+same thing as the ``math`` task's accuracy in the evaluate workload: all three compare with
+:func:`evaluators.scoring.math_answers_equal`, gold reduced by the same ``final_answer``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from evaluators.scoring import (
-    exact_match,
     extract_boxed,
     extract_json,
+    final_answer,
     is_empty,
-    numbers_equal,
-    parse_number,
+    math_answers_equal,
     split_thinking,
 )
 from evaluators.tasks.json_checks import check_json, parse_constraints
@@ -35,14 +35,6 @@ class Judgement:
     #: fraction of the JSON constraints met (none, without valid JSON); None when the example has none
     constraints_met: float | None
     unfinished_thinking: bool
-
-
-def matches(extracted: str, gold: str) -> bool:
-    """Numbers compare as numbers (``1,000`` equals ``1000.0``); anything else after SQuAD normalization."""
-    a, b = parse_number(extracted), parse_number(gold)
-    if a is not None and b is not None:
-        return numbers_equal(a, b)
-    return bool(exact_match(extracted, [gold]))
 
 
 def judge(
@@ -81,7 +73,7 @@ def judge(
         )
     extracted = extract_boxed(answer)
     format_ok = extracted is not None
-    correct = None if gold is None else (format_ok and matches(extracted, gold))
+    correct = None if gold is None else math_answers_equal(extracted, final_answer(gold))
     return Judgement(answer, extracted, format_ok, is_empty(answer), correct, None, thinking.unfinished)
 
 

@@ -5,9 +5,12 @@ with its worked solution (``... #### 42``) or a MATH solution with a ``\\boxed{}
 the final answer. An optional ``context`` (e.g. a long reference text) is the compressible part;
 otherwise the question is the whole prompt.
 
-- ``accuracy``: the last ``\\boxed{}`` of the output equals the gold answer, numerically when
-  both are plain numbers (``1,000`` = ``1000.0``, ``\\frac{3}{4}`` = ``0.75``), else as LaTeX
-  with spacing and ``\\left``/``\\right``/``\\dfrac`` differences removed. No box scores 0.
+- ``accuracy``: the last ``\\boxed{}`` of the output equals the gold answer by
+  :func:`evaluators.scoring.math_answers_equal` — the comparison GRPO's ``boxed_match`` reward
+  and the post-training evaluation use too: numerically when both are numbers once a variable
+  (``x=5``) or a unit (``5 apples``) is removed (``1,000`` = ``1000.0``, ``\\frac{3}{4}`` =
+  ``0.75``), else as LaTeX with spacing and ``\\left``/``\\right``/``\\dfrac`` differences
+  removed. No box scores 0.
 - ``abs_error``: ``|boxed - gold|`` when both are numbers; missing, with the reason, when the
   gold answer is not a number, the output has no box, or the box holds no number.
 - ``format_ok``: the output has a ``\\boxed{}``.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluators.scoring import as_number, extract_boxed, math_answers_equal
+from evaluators.scoring import extract_boxed, final_answer, math_answers_equal, math_number
 from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
 from evaluators.tasks.datafiles import Row
 from evaluators.tasks.posttrain_files import data_problems, rows, sample_id
@@ -27,12 +30,7 @@ INSTRUCTION = "Solve the problem. Put the final answer in \\boxed{}."
 
 def gold_answer(row: Row) -> str:
     """The final answer of a row: after ``####`` (GSM8K), inside ``\\boxed{}`` (MATH), or as written."""
-    answer = row.get("answer", (str, int, float))
-    text = str(answer).strip()
-    if "####" in text:
-        text = text.rsplit("####", 1)[1].strip()
-    boxed = extract_boxed(text)
-    text = boxed if boxed is not None else text
+    text = final_answer(str(row.get("answer", (str, int, float))))
     if not text:
         raise row.error("field 'answer' is empty")
     return text
@@ -46,6 +44,7 @@ class MathBoxed(Task):
     name = "math"
     max_new_tokens = 512
     metrics = ("accuracy", "abs_error")
+    lower_is_better = ("abs_error",)
 
     data: str
 
@@ -70,7 +69,7 @@ class MathBoxed(Task):
         scored = Scored(
             scores={"accuracy": float(math_answers_equal(boxed, gold))}, format_ok=boxed is not None, extracted=boxed
         )
-        predicted, expected = as_number(boxed), as_number(gold)
+        predicted, expected = math_number(boxed), math_number(gold)
         if expected is None:
             scored.missing["abs_error"] = "the gold answer is not a number"
         elif boxed is None:
