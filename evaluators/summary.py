@@ -11,6 +11,19 @@ from collections.abc import Sequence
 
 from evaluators.measure import MB
 
+#: output health: which way is better (``thinking_tokens`` has no better direction)
+HEALTH_DIRECTIONS = {"empty_rate": "min", "format_ok_rate": "max", "unfinished_thinking_rate": "min"}
+#: measurements: memory and time are lower-is-better, throughput higher-is-better
+MEASUREMENT_DIRECTIONS = {
+    "kv_cache_mb": "min",
+    "kv_quant_meta_mb": "min",
+    "kv_cache_tokens": "min",
+    "peak_memory_mb": "min",
+    "prefill_tokens_per_s": "max",
+    "decode_tokens_per_s": "max",
+    "seconds_per_sample": "min",
+}
+
 
 def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None

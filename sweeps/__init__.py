@@ -1,0 +1,23 @@
+"""llm-sweeps: sweeps for LLM efficiency research, and reading them back.
+
+``sweeps.load(name, storage="./runs")`` gives a finished or running sweep as a ``Study``:
+its plan, the trials' statuses, ``to_pandas()`` and ``report()``. Imports stay cheap: the
+study modules (pandas, plotly, matplotlib) load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sweeps.study import Study, load
+
+__all__ = ["Study", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from sweeps import study
+
+        return getattr(study, name)
+    raise AttributeError(f"module 'sweeps' has no attribute {name!r}")

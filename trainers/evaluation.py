@@ -21,6 +21,8 @@ from trainers.data import Example
 from trainers.templates import Renderer
 
 GENERATIONS = "eval_generations.jsonl"
+#: ``summarize``'s metrics without their prefix (``eval_``, ``base_eval_``), and which way is better
+DIRECTIONS = {"accuracy": "max", "format_ok_rate": "max", "empty_rate": "min", "unfinished_thinking_rate": "min"}
 BATCH = 8
 
 

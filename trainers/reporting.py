@@ -17,6 +17,9 @@ from collections.abc import Callable, Mapping
 from transformers import TrainerCallback
 
 Report = Callable[[dict], None]
+#: per-step metrics and which way is better (``learning_rate``, ``grad_norm``, ``reward_std`` and
+#: completion lengths have none); GRPO's ``rewards/<name>/mean`` are higher-is-better too
+DIRECTIONS = {"loss": "min", "eval_loss": "min", "train_loss": "min", "tokens_per_s": "max", "reward": "max"}
 #: the trainer's end-of-training summary: kept for the trial's result, not a step of its own
 _SUMMARY = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
 

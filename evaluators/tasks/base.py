@@ -59,6 +59,9 @@ class Task:
     max_new_tokens: ClassVar[int] = 32
     #: per-sample metric names, averaged over samples into trial metrics
     metrics: ClassVar[tuple[str, ...]] = ("score",)
+    #: those of ``metrics`` where lower is better (an error, a violation rate); the rest, and
+    #: ``score``, are higher-is-better
+    lower_is_better: ClassVar[tuple[str, ...]] = ()
     #: parameters the label shows (``rag nq``), so run names do not repeat them
     label_fields: ClassVar[tuple[str, ...]] = ()
     #: stop generating at the first line break after some text, as HELMET does for short answers
@@ -73,6 +76,11 @@ class Task:
 
     def check(self) -> list[tuple[str, str]]:
         return []
+
+    @classmethod
+    def directions(cls) -> dict[str, str]:
+        """Each metric's direction, as Tune's ``mode`` says it: ``max`` or ``min`` is better."""
+        return {m: "min" if m in cls.lower_is_better else "max" for m in (*cls.metrics, "score")}
 
     def label(self) -> str:
         return " ".join([self.name, *(str(getattr(self, f)) for f in self.label_fields)])

@@ -50,6 +50,7 @@ class JsonOutput(Task):
     name = "json_output"
     max_new_tokens = 512
     metrics = ("validity_rate", "violation_rate", "score")
+    lower_is_better = ("violation_rate",)
 
     data: str
 

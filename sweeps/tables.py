@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from sweeps.store import DONE, FAILED, PENDING, RUNNING, STOPPED, TrialState
 from sweeps.workload import HEALTH_PREFIX
@@ -28,7 +30,7 @@ def plan_table(title: str, rows: Sequence[Mapping]) -> Table:
     table.add_column("key", style="bold", no_wrap=True)
     table.add_column("trial")
     for i, row in enumerate(rows, 1):
-        table.add_row(str(i), row["key"], row["name"])
+        table.add_row(str(i), row["key"], Text(row["name"]))  # user values, shown literally
     return table
 
 
@@ -47,7 +49,7 @@ def state_table(
         values = ((state.result or {}).get("metrics") or {}) if state.status in (DONE, STOPPED) else {}
         table.add_row(
             row["key"],
-            row["name"],
+            Text(row["name"]),
             f"[{STYLE[state.status]}]{state.status}[/]",
             *[_cell(values.get(m)) for m in metrics],
         )
@@ -60,18 +62,18 @@ def notes(plan_rows: Sequence[Mapping], states: Mapping[str, TrialState]) -> lis
     lines = []
     for row in plan_rows:
         state = states[row["key"]]
-        where = f"{row['key']} ({row['name']})"
+        where = escape(f"{row['key']} ({row['name']})")  # notes are markup; user text is not
         if state.note:
             first = state.note.strip().splitlines()[0][:300]
-            lines.append(f"[{STYLE[state.status]}]{state.status}[/] {where}: {first}")
+            lines.append(f"[{STYLE[state.status]}]{state.status}[/] {where}: {escape(first)}")
         if state.status != DONE:
             continue
         result = state.result or {}
         for tag, value in sorted((result.get("tags") or {}).items()):
             if tag.startswith(HEALTH_PREFIX):
-                lines.append(f"[yellow]⚠ {tag}[/] {where}: {value}")
+                lines.append(f"[yellow]⚠ {escape(tag)}[/] {where}: {escape(str(value))}")
         for metric, reason in sorted((result.get("missing") or {}).items()):
-            lines.append(f"[dim]missing {metric}[/] {where}: {reason}")
+            lines.append(f"[dim]missing {escape(metric)}[/] {where}: {escape(str(reason))}")
     return lines
 
 
