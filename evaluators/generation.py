@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache, QuantizedCache
 
-from evaluators.kvcache.attention import compressing
+from evaluators.kvcache.attention import compressing, masking_keys
 from evaluators.kvcache.base import KVTechnique
+from evaluators.kvcache.batch import PaddedBatch
 
 
 @dataclass
@@ -79,7 +80,7 @@ def new_cache(model, kv_bits: int | None) -> DynamicCache:
     return QuantizedCache(backend="hqq", config=config, nbits=kv_bits, q_group_size=group)
 
 
-def _head_lengths(layer: object, recorded: list[int]) -> list[int]:
+def head_lengths(layer: object, recorded: list[int]) -> list[int]:
     """Tokens each KV head of a layer holds after compression, read from the cache where it can be.
 
     Quantized layers hold the prefill in packed form, so their lengths are the ones recorded
@@ -95,16 +96,108 @@ def _head_lengths(layer: object, recorded: list[int]) -> list[int]:
     return recorded
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device, so a timing covers the work it queued."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _forward(model, ids: torch.Tensor, cache: DynamicCache, start: int) -> torch.Tensor:
+def forward_at(model, ids: torch.Tensor, cache: DynamicCache, start: int) -> torch.Tensor:
     """Run ``ids`` at true positions ``start, start+1, ...``; return the last position's logits."""
     positions = torch.arange(start, start + ids.shape[1], device=ids.device).unsqueeze(0)
     out = model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True, logits_to_keep=1)
     return out.logits[:, -1, :]
+
+
+@dataclass
+class Decoded:
+    """One greedy continuation: its tokens, the positions they were fed at, and how it ended."""
+
+    token_ids: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    stopped_by_eos: bool = False
+    seconds: float = 0.0
+
+    def take(self, token: int, step: int, length: int, max_new_tokens: int, eos_ids: Collection[int], stop) -> bool:
+        """Record the token chosen at ``step``; whether decoding goes on (then it is fed at ``length + step``)."""
+        self.token_ids.append(token)
+        if token in eos_ids:
+            self.stopped_by_eos = True
+            return False
+        if step == max_new_tokens - 1 or (stop is not None and stop(self.token_ids)):
+            return False
+        self.positions.append(length + step)
+        return True
+
+
+def decode(
+    model,
+    cache: DynamicCache,
+    logits: torch.Tensor,
+    length: int,
+    *,
+    max_new_tokens: int,
+    eos_ids: Collection[int],
+    stop: Callable[[list[int]], bool] | None = None,
+) -> Decoded:
+    """Greedy decoding from the prompt's last ``logits``, each new token at its true position ``length + step``."""
+    device = model.device
+    decoded = Decoded()
+    start = time.perf_counter()
+    token = int(logits.argmax(dim=-1))
+    for step in range(max_new_tokens):
+        if not decoded.take(token, step, length, max_new_tokens, eos_ids, stop):
+            break
+        logits = forward_at(model, torch.tensor([[token]], device=device), cache, length + step)
+        token = int(logits.argmax(dim=-1))
+    sync(device)
+    decoded.seconds = time.perf_counter() - start
+    return decoded
+
+
+def decode_batch(
+    model,
+    batch: PaddedBatch,
+    logits: torch.Tensor,
+    length: int,
+    *,
+    max_new_tokens: int,
+    eos_ids: Collection[int],
+    stop: Callable[[list[int]], bool] | None = None,
+) -> list[Decoded]:
+    """``decode`` for every row of ``batch`` at once, from each row's last prompt ``logits`` ``[rows, vocab]``.
+
+    Rows that finish leave the batch; every row's tokens sit at the same true positions as
+    alone. A step's time is shared out equally among the rows it decoded.
+    """
+    device = model.device
+    decoded = [Decoded() for _ in range(batch.rows)]
+    active = list(range(batch.rows))  # which member each batch row is
+    tokens = logits.argmax(dim=-1).tolist()
+    for step in range(max_new_tokens):
+        start = time.perf_counter()
+        going = [
+            row
+            for row, m in enumerate(active)
+            if decoded[m].take(tokens[row], step, length, max_new_tokens, eos_ids, stop)
+        ]
+        if not going:
+            break
+        if len(going) < len(active):
+            batch.keep_rows(going)
+        active = [active[row] for row in going]
+        ids = torch.tensor([[tokens[row]] for row in going], device=device)
+        positions = torch.full((len(going), 1), length + step, device=device)
+        with masking_keys(batch):
+            out = model(
+                input_ids=ids, past_key_values=batch.cache, position_ids=positions, use_cache=True, logits_to_keep=1
+            )
+        tokens = out.logits[:, -1, :].argmax(dim=-1).tolist()
+        sync(device)
+        share = (time.perf_counter() - start) / len(active)
+        for m in active:
+            decoded[m].seconds += share
+    return decoded
 
 
 @torch.inference_mode()
@@ -132,37 +225,21 @@ def generate(
     split = length if compress_until is None else max(1, min(compress_until, length))
     cache = new_cache(model, kv_bits)
 
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     with compressing(technique, cache, model.config.num_hidden_layers) as state, technique.prefill(model):
-        logits = _forward(model, ids[:, :split], cache, 0)
-    per_head = [_head_lengths(layer, state.kept.get(i, [])) for i, layer in enumerate(cache.layers)]
+        logits = forward_at(model, ids[:, :split], cache, 0)
+    per_head = [head_lengths(layer, state.kept.get(i, [])) for i, layer in enumerate(cache.layers)]
     if split < length:
-        logits = _forward(model, ids[:, split:], cache, split)
-    _sync(device)
+        logits = forward_at(model, ids[:, split:], cache, split)
+    sync(device)
     prefill_seconds = time.perf_counter() - start
     kv_bytes, kv_meta = cache_bytes(cache)
     kept = [sum(heads) / len(heads) if heads else 0.0 for heads in per_head]
 
-    generated: list[int] = []
-    steps: list[int] = []
-    stopped = False
-    start = time.perf_counter()
-    token = int(logits.argmax(dim=-1))
-    for step in range(max_new_tokens):
-        generated.append(token)
-        if token in eos_ids:
-            stopped = True
-            break
-        if step == max_new_tokens - 1 or (stop is not None and stop(generated)):
-            break
-        steps.append(length + step)
-        logits = _forward(model, torch.tensor([[token]], device=device), cache, length + step)
-        token = int(logits.argmax(dim=-1))
-    _sync(device)
-    decode_seconds = time.perf_counter() - start
+    decoded = decode(model, cache, logits, length, max_new_tokens=max_new_tokens, eos_ids=eos_ids, stop=stop)
     return Generation(
-        token_ids=generated,
+        token_ids=decoded.token_ids,
         prompt_tokens=length,
         compressed_tokens=split,
         kept_per_layer=kept,
@@ -170,7 +247,7 @@ def generate(
         kv_cache_bytes=kv_bytes,
         kv_quant_meta_bytes=kv_meta,
         prefill_seconds=prefill_seconds,
-        decode_seconds=decode_seconds,
-        stopped_by_eos=stopped,
-        positions=steps,
+        decode_seconds=decoded.seconds,
+        stopped_by_eos=decoded.stopped_by_eos,
+        positions=decoded.positions,
     )

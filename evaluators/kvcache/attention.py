@@ -9,7 +9,9 @@ Mistral, Phi-3, ...), without re-deriving queries from hidden states per model f
 The wrapper also makes continuation correct when layers hold caches of different
 lengths (per-layer budgets): the model sizes its mask from layer 0, so layers whose
 cache differs get a bottom-right-aligned causal mask of their own; and layers whose
-heads hold different lengths (DuoAttention) attend per group of heads.
+heads hold different lengths (DuoAttention) attend per group of heads. Batches whose rows
+hold caches of different lengths (members of a shared prefill decoding together) attend
+under a key mask of their own (``masking_keys``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from transformers import AttentionInterface
@@ -48,28 +51,55 @@ class Compression:
         scaling: float,
     ) -> None:
         layer_idx = module.layer_idx
-        layer = self.cache.layers[layer_idx]
-        heads = key.shape[1]
-        if getattr(layer, "is_sliding", False):  # already bounded by the model's own window
-            self.kept[layer_idx] = [key.shape[-2]] * heads
-            return
-        decision = self.technique.keep(LayerView(layer_idx, self.num_layers, query, key, value, scaling))
-        if decision is None:
-            self.kept[layer_idx] = [key.shape[-2]] * heads
-            return
-        if isinstance(decision, HeadSplit):
-            stream_keys, stream_values = _gather(key[:, ~decision.full], value[:, ~decision.full], decision.indices)
-            headwise = HeadwiseLayer(decision.full, key, value, stream_keys, stream_values)
-            self.cache.layers[layer_idx] = headwise
-            self.kept[layer_idx] = headwise.head_lengths()
-            return
-        kept_keys, kept_values = _gather(key, value, decision)
-        if hasattr(layer, "_quantized_keys"):  # a quantized cache holds the prefill in quantized form only
-            layer._quantized_keys = layer._quantize(kept_keys.contiguous(), axis=layer.axis_key)
-            layer._quantized_values = layer._quantize(kept_values.contiguous(), axis=layer.axis_value)
+        if getattr(self.cache.layers[layer_idx], "is_sliding", False):  # already bounded by the model's own window
+            decision = None
         else:
-            layer.keys, layer.values = kept_keys, kept_values
-        self.kept[layer_idx] = [kept_keys.shape[-2]] * heads
+            decision = self.technique.keep(LayerView(layer_idx, self.num_layers, query, key, value, scaling))
+        self.kept[layer_idx] = fill_layer(self.cache, layer_idx, decision, key, value)
+
+
+def fill_layer(
+    cache: object, layer_idx: int, decision: torch.Tensor | HeadSplit | None, key: torch.Tensor, value: torch.Tensor
+) -> list[int]:
+    """Make ``cache``'s layer hold what ``decision`` keeps of the layer's full ``key``/``value``; returns
+    the tokens each KV head kept.
+
+    The layer either already holds the full prompt (the model wrote it there during this prefill)
+    or is still empty (a cache of its own for one member of a shared prefill): both end in the same
+    state. Kept-everything layers reference ``key``/``value`` rather than copying them.
+    """
+    layer = cache.layers[layer_idx]
+    heads, length = key.shape[1], key.shape[-2]
+    fresh = not layer.is_initialized
+    if getattr(layer, "is_sliding", False):
+        if fresh:
+            layer.update(key, value)
+        return [length] * heads
+    if isinstance(decision, HeadSplit):
+        stream_keys, stream_values = _gather(key[:, ~decision.full], value[:, ~decision.full], decision.indices)
+        headwise = HeadwiseLayer(decision.full, key, value, stream_keys, stream_values)
+        cache.layers[layer_idx] = headwise
+        return headwise.head_lengths()
+    if decision is None:
+        if fresh:
+            _load(layer, key, value, length)
+        return [length] * heads
+    kept_keys, kept_values = _gather(key, value, decision)
+    _load(layer, kept_keys, kept_values, length if fresh else None)
+    return [kept_keys.shape[-2]] * heads
+
+
+def _load(layer: object, keys: torch.Tensor, values: torch.Tensor, seen: int | None) -> None:
+    """Store ``keys``/``values`` in a layer; ``seen`` (the prompt length) initializes an empty one."""
+    if seen is not None:
+        layer.lazy_initialization(keys, values)
+        if hasattr(layer, "cumulative_length"):  # quantized layers count every token they were given
+            layer.cumulative_length += seen
+    if hasattr(layer, "_quantized_keys"):  # a quantized cache holds the prefill in quantized form only
+        layer._quantized_keys = layer._quantize(keys.contiguous(), axis=layer.axis_key)
+        layer._quantized_values = layer._quantize(values.contiguous(), axis=layer.axis_value)
+    else:
+        layer.keys, layer.values = keys, values
 
 
 def _gather(key: torch.Tensor, value: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,18 +107,49 @@ def _gather(key: torch.Tensor, value: torch.Tensor, indices: torch.Tensor) -> tu
     return key.gather(2, index), value.gather(2, index)
 
 
-_ACTIVE: ContextVar[Compression | None] = ContextVar("kv_compression", default=None)
+class LayerHook(Protocol):
+    """Called by every wrapped attention layer right after it attended over the prefilled tokens."""
+
+    def apply(
+        self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float
+    ) -> None: ...
+
+
+class KeyMask(Protocol):
+    """Which cached keys each row of a batch may attend to (rows whose caches were padded to one length)."""
+
+    def mask(self, layer_idx: int, q_len: int, kv_len: int) -> torch.Tensor: ...
+
+
+_ACTIVE: ContextVar[LayerHook | None] = ContextVar("kv_compression", default=None)
+_KEY_MASK: ContextVar[KeyMask | None] = ContextVar("kv_key_mask", default=None)
 
 
 @contextmanager
-def compressing(technique: KVTechnique, cache: object, num_layers: int) -> Iterator[Compression]:
-    """Within this block, every attention layer of a wrapped model prunes its cache after attending."""
-    state = Compression(technique, cache, num_layers)
+def hooked(state: LayerHook) -> Iterator[LayerHook]:
+    """Within this block, every attention layer of a wrapped model calls ``state.apply`` after attending."""
     token = _ACTIVE.set(state)
     try:
         yield state
     finally:
         _ACTIVE.reset(token)
+
+
+@contextmanager
+def compressing(technique: KVTechnique, cache: object, num_layers: int) -> Iterator[Compression]:
+    """Within this block, every attention layer of a wrapped model prunes its cache after attending."""
+    with hooked(Compression(technique, cache, num_layers)) as state:
+        yield state
+
+
+@contextmanager
+def masking_keys(key_mask: KeyMask) -> Iterator[KeyMask]:
+    """Within this block, attention uses ``key_mask``'s mask instead of the model's (padded batches)."""
+    token = _KEY_MASK.set(key_mask)
+    try:
+        yield key_mask
+    finally:
+        _KEY_MASK.reset(token)
 
 
 def _wrap(base_name: str):
@@ -97,12 +158,15 @@ def _wrap(base_name: str):
     def attention(module, query, key, value, attention_mask, **kwargs):
         if isinstance(key, HeadwiseStates):
             return headwise_attention(module, query, key, value, kwargs.get("scaling") or module.scaling), None
-        if attention_mask is not None and attention_mask.shape[-1] != key.shape[-2]:
+        key_mask = _KEY_MASK.get()
+        if key_mask is not None:
+            attention_mask = key_mask.mask(module.layer_idx, query.shape[-2], key.shape[-2])
+        elif attention_mask is not None and attention_mask.shape[-1] != key.shape[-2]:
             attention_mask = bottom_right_causal(query.shape[-2], key.shape[-2], query.device)
-            if base_name == "eager":
-                attention_mask = torch.zeros(attention_mask.shape, dtype=query.dtype, device=query.device).masked_fill(
-                    ~attention_mask, torch.finfo(query.dtype).min
-                )
+        if base_name == "eager" and attention_mask is not None and attention_mask.dtype == torch.bool:
+            attention_mask = torch.zeros(attention_mask.shape, dtype=query.dtype, device=query.device).masked_fill(
+                ~attention_mask, torch.finfo(query.dtype).min
+            )
         fn = base or _eager()
         output, weights = fn(module, query, key, value, attention_mask, **kwargs)
         state = _ACTIVE.get()

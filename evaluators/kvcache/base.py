@@ -8,8 +8,9 @@ prefill gives the same cache as compressing after it, at a lower memory peak.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -40,6 +41,18 @@ class LayerView:
     keys: torch.Tensor
     values: torch.Tensor
     scaling: float
+    #: token scores already computed for this layer, by scorer key: techniques that share a view
+    #: (a shared prefill) and a scorer compute it once
+    computed_scores: dict[Hashable, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def scores(self, technique: KVTechnique) -> torch.Tensor:
+        """``technique.score(self)``, computed once per scorer key for everyone who looks at this view."""
+        key = technique.scorer_key()
+        if key is None:
+            return technique.score(self)
+        if key not in self.computed_scores:
+            self.computed_scores[key] = technique.score(self)
+        return self.computed_scores[key]
 
     @property
     def length(self) -> int:
@@ -82,10 +95,22 @@ class KVTechnique:
     weight_bits: ClassVar[int | None] = None
     #: whether the technique's cache can be stored quantized (``kv_bits``)
     supports_kv_bits: ClassVar[bool] = True
+    #: whether one prefill can serve this technique and others: false for techniques that hook
+    #: the model during prefill themselves (``prefill()``), whose prefill is their own
+    shares_prefill: ClassVar[bool] = True
 
     def keep(self, view: LayerView) -> torch.Tensor | HeadSplit | None:
         """Indices ``[batch, kv_heads, kept]`` of cached tokens to keep, ascending; None keeps all."""
         return None
+
+    def scorer_key(self) -> Hashable | None:
+        """What ``score`` depends on besides the layer: techniques with equal keys get the same scores,
+        so a shared prefill computes them once per layer. None: no scores, or none worth sharing."""
+        return None
+
+    def score(self, view: LayerView) -> torch.Tensor:
+        """Per-token scores of one layer ``[batch, kv_heads, tokens]``; read them through ``view.scores(self)``."""
+        raise NotImplementedError(f"technique {self.name!r} has no scorer")
 
     def prefill(self, model: object) -> AbstractContextManager:
         """A context active around the prefill, for techniques that hook the model themselves."""

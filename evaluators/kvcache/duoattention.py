@@ -100,6 +100,8 @@ class DuoAttention(KVTechnique):
     name = "duoattention"
     label_fields = (("sparsity", "sp"), ("cache_size", "c"))
     supports_kv_bits = False  # heads hold separate caches; transformers' quantized layers hold one
+    # shares a prefill: the head pattern is read or estimated in prepare(), once per model, never
+    # while a sample is prefilled; keep() only splits each layer's heads
 
     cache_size: int = 320
     sink_tokens: int = 64

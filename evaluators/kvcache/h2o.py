@@ -2,7 +2,9 @@
 
 A token's importance is the attention it receives, accumulated over every query of the
 prompt (not only a window, as in SnapKV). The cache keeps the ``cache_size − recent_size``
-heaviest earlier tokens and the ``recent_size`` most recent ones.
+heaviest earlier tokens and the ``recent_size`` most recent ones. As in the paper, the budget is
+split between the two halves by default (recent_size = cache_size // 2), which is valid for every
+cache size; a fixed ``recent_size`` can be given instead.
 """
 
 from __future__ import annotations
@@ -46,13 +48,26 @@ class H2O(KVTechnique):
     """Keep the ``cache_size − recent_size`` most attended tokens and the ``recent_size`` latest ones."""
 
     name = "h2o"
-    label_fields = (("cache_size", "c"), ("recent_size", "r"))
+    label_fields = (("cache_size", "c"), ("recent", "r"))
 
     cache_size: int = 1024
-    recent_size: int = 128
+    #: recent tokens kept; null (the default) splits the budget as the H2O paper does: half
+    #: recent tokens (cache_size // 2), half heavy hitters, valid for every cache_size >= 2
+    recent_size: int | None = None
+
+    @property
+    def recent(self) -> int:
+        """The recent tokens actually kept: ``recent_size``, or half the budget."""
+        return self.recent_size if self.recent_size is not None else self.cache_size // 2
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
+        if self.recent_size is None:
+            if self.cache_size < 2:
+                problems.append(
+                    ("cache_size", f"must be at least 2 (a recent token and a heavy hitter), got {self.cache_size}")
+                )
+            return problems
         if self.recent_size < 1:
             problems.append(("recent_size", f"must be >= 1, got {self.recent_size}"))
         if self.cache_size <= self.recent_size:
@@ -60,14 +75,23 @@ class H2O(KVTechnique):
                 (
                     "cache_size",
                     f"must be larger than recent_size ({self.recent_size}): the cache holds "
-                    f"the recent tokens plus the heavy hitters, got {self.cache_size}",
+                    f"the recent tokens plus the heavy hitters, got {self.cache_size} "
+                    "(leave recent_size out to split the budget in half)",
                 )
             )
         return problems
+
+    def scorer_key(self) -> tuple:
+        """Accumulated attention depends on the layer alone: every H2O budget shares it."""
+        return ("accumulated attention",)
+
+    def score(self, view: LayerView) -> torch.Tensor:
+        return accumulated_attention(view)
 
     def keep(self, view: LayerView) -> torch.Tensor | None:
         length = view.length
         if length < self.cache_size:
             return None
-        scores = accumulated_attention(view)[..., : length - self.recent_size]
-        return keep_top(scores, self.cache_size - self.recent_size, length, self.recent_size)
+        recent = self.recent
+        scores = view.scores(self)[..., : length - recent]
+        return keep_top(scores, self.cache_size - recent, length, recent)

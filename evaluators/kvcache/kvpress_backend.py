@@ -36,6 +36,7 @@ class KVPress(KVTechnique):
 
     name = "kvpress"
     supports_kv_bits = False  # presses prune the plain cache layers they find
+    shares_prefill = False  # the press hooks the model and prunes the one cache it prefills
 
     press: str = "SnapKVPress"
     press_args: dict[str, Any] = field(default_factory=dict)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from evaluators.kvcache.base import LayerView, register
-from evaluators.kvcache.snapkv import SnapKV, keep_top, prefix_scores
+from evaluators.kvcache.snapkv import SnapKV, keep_top
 
 
 def pyramid_budgets(cache_size: int, window_size: int, num_layers: int, beta: float) -> list[int]:
@@ -56,5 +56,4 @@ class PyramidKV(SnapKV):
         if length < budget:
             return None
         window = min(self.window_size, length)
-        scores = prefix_scores(view, window, self.pooling, self.kernel_size)
-        return keep_top(scores, budget - window, length, window)
+        return keep_top(view.scores(self), budget - window, length, window)

@@ -77,10 +77,16 @@ class SnapKV(KVTechnique):
         text = super().label()
         return text if self.kernel_size == 7 else f"{text} k{self.kernel_size}"
 
+    def scorer_key(self) -> tuple:
+        """Window attention and pooling depend on these alone, not on the cache size (PyramidKV's neither)."""
+        return ("window attention", self.window_size, self.pooling, self.kernel_size)
+
+    def score(self, view: LayerView) -> torch.Tensor:
+        return prefix_scores(view, min(self.window_size, view.length), self.pooling, self.kernel_size)
+
     def keep(self, view: LayerView) -> torch.Tensor | None:
         length = view.length
         if length < self.cache_size:  # at exactly the budget, selection runs and keeps everything
             return None
         window = min(self.window_size, length)
-        scores = prefix_scores(view, window, self.pooling, self.kernel_size)
-        return keep_top(scores, self.cache_size - window, length, window)
+        return keep_top(view.scores(self), self.cache_size - window, length, window)
