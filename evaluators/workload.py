@@ -8,6 +8,7 @@ from pathlib import Path
 
 from evaluators import config
 from evaluators.kvcache import TECHNIQUES
+from evaluators.summary import HEALTH_DIRECTIONS, MEASUREMENT_DIRECTIONS
 from evaluators.tasks import TASKS
 
 #: parameters the technique label and task name already show (with the technique's own fields)
@@ -23,6 +24,16 @@ class EvaluateWorkload:
     key_metrics = ("score", "empty_rate", "kv_cache_mb", "seconds_per_sample")
     reuse_actors = True
 
+    @property
+    def metric_directions(self) -> dict[str, str]:
+        """Every task's metrics (one direction per name across tasks), health and measurements."""
+        out = {**HEALTH_DIRECTIONS, **MEASUREMENT_DIRECTIONS}
+        for task in TASKS.values():
+            for metric, direction in task.directions().items():
+                if out.setdefault(metric, direction) != direction:
+                    raise ValueError(f"task {task.name!r} declares {metric} {direction}, another task the opposite")
+        return out
+
     def schemas(self, params: Mapping[str, object]) -> list[type]:
         return config.schemas(params)
 
@@ -33,6 +44,10 @@ class EvaluateWorkload:
 
     def resources(self, params: Mapping[str, object], cpu: float, gpu: float) -> dict[str, float]:
         return {"cpu": cpu, "gpu": gpu}
+
+    def demand(self, params: Mapping[str, object], cpu: float, gpu: float) -> dict:
+        """A trial is one actor that holds the file's ``resources`` and launches nothing else."""
+        return {"driver": self.resources(params, cpu, gpu)}
 
     def run_name(self, params: Mapping[str, object], varying: Collection[str]) -> str:
         """E.g. ``snapkv w32 c256 maxpool · passkey``, plus any other varying parameter."""

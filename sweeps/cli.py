@@ -1,4 +1,4 @@
-"""The ``sweeps`` command line: plan, launch, resume, status, export, ui, list."""
+"""The ``sweeps`` command line: plan, launch, resume, status, export, report, ui, list."""
 
 from __future__ import annotations
 
@@ -9,29 +9,59 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from sweeps import spec as spec_module
-from sweeps.errors import FieldError, SpecError, bad_choice
+from sweeps.errors import FieldError, SpecError, bad_choice, describe
 from sweeps.plan import Plan, make_plan
-from sweeps.report import counts_line, metric_names, notes, plan_table, state_table
+from sweeps.secrets import REDACTED, fill_from_env, secret_leaves
 from sweeps.store import SweepStore
+from sweeps.tables import counts_line, metric_names, notes, plan_table, state_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
 console = Console()
 err_console = Console(stderr=True)
 
 STORAGE_HELP = "Storage folder that holds the sweep (as in the sweep file's `storage`)."
-SET_HELP = "Override any key of the sweep file, e.g. --set fixed.samples=4 or --set grid.task=[passkey]."
+# help texts are rich markup: a literal [ is written \[
+SET_HELP = "Override any key of the sweep file, e.g. --set fixed.samples=4 or --set grid.task=\\[passkey]."
 DEFAULT_STORAGE = os.environ.get("SWEEPS_STORAGE", "./runs")
+ADDRESS_HELP = (
+    "Ray cluster to join: host:port, or auto for the one `ray start` runs on this machine "
+    "(default: RAY_ADDRESS; without either, a local Ray of the launcher's own on 127.0.0.1)."
+)
 
 
-def _load_plan(file: Path, overrides: list[str]) -> tuple[Plan, dict]:
+def _load_plan(file: Path, overrides: list[str], needs_secrets: bool = True) -> tuple[Plan, dict]:
+    """The plan of a sweep file; ``needs_secrets``: redacted secrets ('***') come from the environment."""
     spec, raw = spec_module.load(file, overrides)
+    if needs_secrets and any(value == REDACTED for _, value in secret_leaves(raw)):
+        _secrets_from_env(raw, str(file))
+        spec = spec_module.parse(raw, str(file))
     try:
         return make_plan(spec), raw
     except SpecError as exc:
         raise SpecError(exc.errors, str(file)) from None
+
+
+def _secrets_from_env(raw: dict, source: str) -> None:
+    """Fill the file's redacted secrets (as `sweeps launch` stores them) from the environment, in place."""
+    missing = fill_from_env(raw)
+    if missing:
+        raise SpecError(
+            [
+                FieldError(
+                    path,
+                    f"this secret is stored redacted ('{REDACTED}') and the environment variable {var} is not set",
+                    REDACTED,
+                    hint=f"export {var}=<the secret> and run again",
+                )
+                for path, var in missing
+            ],
+            source,
+        )
 
 
 def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
@@ -50,7 +80,7 @@ def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
             [
                 FieldError(
                     "sweep",
-                    f"no sweep named {ref!r} under {root}",
+                    f"no sweep named {describe(ref)} under {root}",
                     ref,
                     hint="pass --storage, or the sweep file itself",
                 )
@@ -62,7 +92,7 @@ def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
 @app.command()
 def plan(file: Path, set_: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
     """Print the trials of a sweep file (key and varying parameters) without running anything."""
-    sweep, _ = _load_plan(file, set_)
+    sweep, _ = _load_plan(file, set_, needs_secrets=False)
     spec = sweep.spec
     store = SweepStore(spec.sweep_dir)
     done = sum(store.is_done(t.key) for t in sweep.trials)
@@ -76,8 +106,15 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
     from sweeps.runner import launch as run_launch
 
     spec = sweep.spec
-    console.print(f"[bold]{spec.name}[/] · {len(sweep.trials)} trial(s) of [bold]{spec.workload}[/] → {spec.sweep_dir}")
-    summary = run_launch(sweep, raw, address=address, console=console, verbose=verbose)
+    where = escape(str(spec.sweep_dir))
+    console.print(f"[bold]{spec.name}[/] · {len(sweep.trials)} trial(s) of [bold]{spec.workload}[/] → {where}")
+    from sweeps.storage_full import SweepStoppedFull
+
+    try:
+        summary = run_launch(sweep, raw, address=address, console=console, verbose=verbose)
+    except SweepStoppedFull as exc:  # one message: what is full, what is kept, how to go on
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
+        raise typer.Exit(1) from None
     store = SweepStore(spec.sweep_dir)
     states = {t.key: store.state(t.key, False) for t in sweep.trials}
     metrics = metric_names(states.values(), sweep.workload.key_metrics)
@@ -87,16 +124,17 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
     console.print(f"{counts_line(summary.counts)}  (ran {summary.ran}, skipped {summary.skipped} already completed)")
     if summary.failed:
         console.print(
-            f"[red]{summary.failed} trial(s) failed[/]; details: sweeps status {spec.name} --storage {spec.storage}"
+            f"[red]{summary.failed} trial(s) failed[/]; "
+            f"details: sweeps status {spec.name} --storage {escape(spec.storage)}"
         )
     if spec.tracking:
-        console.print(f"MLflow: {summary.runs_url}")
+        console.print(f"MLflow: {escape(summary.runs_url)}")
     else:
         console.print(
-            f"MLflow UI: [bold]sweeps ui {spec.name} --storage {spec.storage}[/], then open {summary.runs_url}"
+            f"MLflow UI: [bold]sweeps ui {spec.name} --storage {escape(spec.storage)}[/], then open {summary.runs_url}"
         )
     if summary.counts.get("pending"):
-        console.print(f"Unfinished trials remain: [bold]sweeps resume {spec.name} --storage {spec.storage}[/]")
+        console.print(f"Unfinished trials remain: [bold]sweeps resume {spec.name} --storage {escape(spec.storage)}[/]")
     if summary.failed or summary.counts.get("pending"):
         raise typer.Exit(1)
 
@@ -105,7 +143,7 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
 def launch(
     file: Path,
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
+    address: str = typer.Option(None, help=ADDRESS_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the workers' own logs."),
 ) -> None:
     """Run every trial of a sweep file that has not completed yet, tracked in MLflow."""
@@ -117,7 +155,7 @@ def launch(
 def resume(
     name: str,
     storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),
-    address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
+    address: str = typer.Option(None, help=ADDRESS_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the workers' own logs."),
 ) -> None:
     """Continue an interrupted sweep from storage: only trials that have not completed run."""
@@ -153,15 +191,36 @@ def export(
     storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),
 ) -> None:
     """Write one row per trial (key, status, every parameter, every metric) to CSV or Parquet."""
-    from sweeps.export import FORMATS
+    from sweeps.export import FORMATS, OutputError
     from sweeps.export import export as write
 
     if format not in FORMATS:
         raise SpecError([bad_choice("--format", format, FORMATS)])
     store, _ = _locate(name, storage)
     output = output or Path(f"{store.root.name}.{format}")
-    count = write(store, format, output)
-    console.print(f"Wrote {count} row(s) to {output}")
+    try:
+        count = write(store, format, output)
+    except OutputError as exc:
+        raise SpecError([FieldError("--output", str(exc), str(output))]) from None
+    console.print(f"Wrote {count} row(s) to {escape(str(output))}", highlight=False)
+
+
+@app.command()
+def report(
+    name: str,
+    storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),
+    output: Path = typer.Option(None, "--output", "-o", help="Report folder (default: <storage>/<sweep>/report)."),
+    x: str = typer.Option(None, "--x", help="Grid axis across the heatmaps (default: window_size)."),
+    y: str = typer.Option(None, "--y", help="Grid axis up the heatmaps (default: cache_size)."),
+    facet: str = typer.Option(None, "--facet", help="Grid axis with one heatmap per value (default: technique etc.)."),
+    include_unhealthy: bool = typer.Option(False, "--include-unhealthy", help="Draw unhealthy trials on the fronts."),
+) -> None:
+    """Write the sweep's report: an offline HTML page, 300-DPI PNG/PDF figures and CSV tables."""
+    from sweeps.study import Study
+
+    store, _ = _locate(name, storage)
+    files = Study(store).report(output, x, y, facet, include_unhealthy)
+    console.print(f"Report: [bold]{files.page}[/]  ({len(files.figures)} figure file(s), {len(files.tables)} table(s))")
 
 
 @app.command()
@@ -228,24 +287,39 @@ def _describe_fields(cls: type) -> str:
     return ", ".join(out)
 
 
+def _print_error(text: str) -> None:
+    """An error on stderr, the user's text in it shown literally (``[red]`` in a value is not markup)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", text), soft_wrap=True)
+
+
+def _usage_error(exc: typer.TyperException) -> None:
+    """A command-line mistake (unknown command or option, missing value) as a short message and the usage."""
+    ctx = getattr(exc, "ctx", None)
+    if exc.__class__.__name__ == "NoArgsIsHelpError" and ctx is not None:
+        err_console.print(Text(ctx.get_help()), soft_wrap=True)
+        return
+    _print_error(exc.format_message())
+    if ctx is not None:
+        err_console.print(Text(f"{ctx.get_usage()}\nTry '{ctx.command_path} --help' for help."), soft_wrap=True)
+    else:
+        err_console.print(Text("Try 'sweeps --help' for help."), soft_wrap=True)
+
+
 def main() -> None:
-    """Entry point: bad input exits with code 2 and a list of problems, before any work starts."""
+    """Entry point: bad input (the sweep file, --set or the command line) exits with code 2 and a
+    list of problems, before any work starts."""
     try:
         code = app(standalone_mode=False)
     except SpecError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
+        _print_error(exc.render())
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # typer's own click exceptions: usage errors
+        _usage_error(exc)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -14,14 +14,17 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from rich.console import Console
 
+from sweeps import storage_full
 from sweeps.errors import FieldError, SpecError
+from sweeps.mirror import Mirror
 from sweeps.plan import Plan, Trial
+from sweeps.raycluster import LOCAL_PROCESSES, connect_ray, local_cpus, prepare_ray  # noqa: F401 (re-exported)
+from sweeps.secrets import redact
 from sweeps.store import DONE, FAILED, PENDING, STOPPED, SweepStore
-from sweeps.tracking import Tracker
+from sweeps.tracking import connect
 from sweeps.versions import versions
 
 log = logging.getLogger(__name__)
@@ -47,84 +50,10 @@ class LaunchSummary:
         return self.counts[FAILED]
 
 
-#: Python processes a local sweep may start at once. Ray expects about one per CPU and warns
-#: at four times that ("N PYTHON worker processes have been started ..."), but a training
-#: trial is by design several processes that hold no CPU (its driver, the Ray Train
-#: controller and its helpers) beside its workers: two concurrent trials on 2 CPUs already
-#: make nine. Ray's expectation is raised to match, which silences that warning at its source.
-LOCAL_PROCESSES = 8
-
-
-def local_cpus() -> int:
-    """CPUs this process may use (cgroup/affinity aware), so a local Ray never oversubscribes."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def connect_ray(address: str | None, verbose: bool = False) -> bool:
-    """Connect to ``address``/``RAY_ADDRESS``, or start a local Ray sized to this machine.
-
-    Returns whether this call started Ray (and so should shut it down).
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": verbose}
-    if address:
-        ray.init(address=address, **common)
-    else:
-        # Ray announces on every local start that it enabled token authentication by default
-        # (which it keeps doing); the notice asks nothing of the user.
-        cpus = local_cpus()
-        with quiet(("ray._private.authentication.authentication_token_setup",)):
-            ray.init(
-                num_cpus=cpus,
-                include_dashboard=False,
-                object_store_memory=512 * 1024**2,
-                _system_config={"worker_maximum_startup_concurrency": max(cpus, LOCAL_PROCESSES)},
-                **common,
-            )
-    return True
-
-
-def check_capacity(spec_resources: Any, local: bool) -> None:
-    """Fail before launch when no node could ever hold one trial (Tune would wait forever)."""
-    import ray
-
-    total = ray.cluster_resources()
-    have_cpu, have_gpu = total.get("CPU", 0), total.get("GPU", 0)
-    problems = []
-    if spec_resources.gpu > have_gpu:
-        problems.append(
-            FieldError(
-                "resources.gpu",
-                f"each trial asks for {spec_resources.gpu:g} GPU but the Ray cluster has {have_gpu:g}",
-                spec_resources.gpu,
-                hint="set resources: {gpu: 0} to run on CPUs, or connect to a GPU cluster with --address",
-            )
-        )
-    if spec_resources.cpu > have_cpu:
-        problems.append(
-            FieldError(
-                "resources.cpu",
-                f"each trial asks for {spec_resources.cpu:g} CPUs but the Ray cluster has {have_cpu:g}",
-                spec_resources.cpu,
-                hint=f"lower resources.cpu to at most {have_cpu:g}",
-            )
-        )
-    if problems and local:
-        raise SpecError(problems)
-    for problem in problems:  # an autoscaling cluster may still grow
-        log.warning(problem.render())
-
-
 def trial_config(plan: Plan, trial: Trial, store: SweepStore) -> dict:
+    """What Tune holds of a trial (and writes under storage/_tune): secrets redacted, see trial_secrets."""
     return {
-        "params": trial.config,
+        "params": redact(trial.config),
         "context": {
             "sweep": plan.spec.name,
             "key": trial.key,
@@ -150,10 +79,22 @@ def driver_records(store: SweepStore, plan: Plan):
         return TrialRecorder(trial_config(plan, by_key[key], store), resume_attempt=True)
 
     def failed(key: str, message: str) -> dict:
-        return recorder(key).fail(RuntimeError(message.strip().splitlines()[-1] if message.strip() else message))
+        # A trial that could not write for lack of space did not fail: the storage did, and the
+        # sweep stops (the trial runs again at `sweeps resume`). Nothing is written then.
+        if storage_full.note(message, f"trial {key}'s folder") or storage_full.first():
+            return {}
+        try:
+            return recorder(key).fail(RuntimeError(message.strip().splitlines()[-1] if message.strip() else message))
+        except storage_full.StorageFull:
+            return {}
 
     def stopped(key: str, last_result: dict) -> dict:
-        return recorder(key).stop(last_result, stopped_by)
+        if storage_full.first():  # stopped by the full storage, not by the scheduler: not final
+            return {}
+        try:
+            return recorder(key).stop(last_result, stopped_by)
+        except storage_full.StorageFull:
+            return {}
 
     return failed, stopped
 
@@ -210,31 +151,40 @@ def launch(
                 )
             ]
         )
+    storage_full.reset()
+    too_small = storage_full.space_problem(spec.storage_path, embedded_tracking=not spec.tracking)
+    if too_small:
+        raise SpecError([FieldError("storage", too_small, spec.storage)])
+    storage_full.watch_libraries()
+    # A trial no node can hold, or a Ray address that does not answer, is bad input: exit 2 before
+    # anything is written (a local Ray starts only once the trials are known to fit).
+    ray_choice = prepare_ray(plan, [t for t in plan.trials if not store.is_done(t.key)], address, console, verbose)
+    # An unreachable tracking server is reported within seconds, before anything is written.
+    tracker = connect(spec.tracking, spec.storage_path, spec.experiment_name, spec.name)
     store.save_spec(raw)
     store.save_plan(plan.records())
     store.mark_launch()
     summary = LaunchSummary()
-    tracker = Tracker(spec.tracking, spec.storage_path, spec.experiment_name, spec.name)
     summary.tracking_uri = tracker.uri
     summary.runs_url = tracker.runs_url()
     names = {t.key: plan.run_name(t) for t in plan.trials}
     params = {t.key: t.config for t in plan.trials}
     status = "FINISHED"
     started_ray = False
+    # Every MLflow request from here on happens in the mirror's thread: trials never wait for it.
+    mirror = Mirror(tracker, console)
+    mirror.start()
     try:
-        tracker.open_parent(plan.workload.name, raw, versions())
-        synced = tracker.sync(store, names, params, plan.workload.name)
-        if synced:
-            console.print(f"[dim]MLflow: mirrored {synced} result(s) that finished while no launcher was listening[/]")
+        mirror.submit("open the sweep's run", lambda: tracker.open_parent(plan.workload.name, raw, versions()))
+        mirror.sync(store, names, params, plan.workload.name)
         pending = [t for t in plan.trials if not store.is_done(t.key)]
         summary.skipped = len(plan.trials) - len(pending)
         if summary.skipped:
             console.print(f"Skipping {summary.skipped} completed trial(s); {len(pending)} to run.")
         if pending:
-            started_ray = connect_ray(address, verbose)
-            check_capacity(spec.resources, local=not (address or os.environ.get("RAY_ADDRESS")))
+            started_ray = ray_choice.start()
             summary.ran = len(pending)
-            _run_tune(plan, pending, store, tracker, names, params, console, reuse_actors)
+            _run_tune(plan, pending, store, mirror, names, params, console, reuse_actors)
     except KeyboardInterrupt:
         status = "KILLED"
         console.print("[yellow]Interrupted: finished trials are kept; `sweeps resume` runs the rest.[/]")
@@ -248,24 +198,26 @@ def launch(
         interrupted = [
             t.key for t in plan.trials if store.started(t.key) and store.state(t.key, False).status == PENDING
         ]
-        try:
-            tracker.mark_interrupted(interrupted)
-            tracker.close_parent(
-                {
-                    "total": len(plan.trials),
-                    "done": summary.counts[DONE],
-                    "stopped": summary.counts[STOPPED],
-                    "failed": summary.counts[FAILED],
-                    "pending": summary.counts[PENDING],
-                },
-                status,
-            )
-        except Exception as exc:
-            console.print(f"[yellow]MLflow: could not close the sweep's run: {exc}[/]")
+        counts = {
+            "total": len(plan.trials),
+            "done": summary.counts[DONE],
+            "stopped": summary.counts[STOPPED],
+            "failed": summary.counts[FAILED],
+            "pending": summary.counts[PENDING],
+        }
+        mirror.submit("mark interrupted trials", lambda: tracker.mark_interrupted(interrupted))
+        mirror.submit("close the sweep's run", lambda: tracker.close_parent(counts, status))
+        mirror.close()  # bounded: what the server did not take is mirrored by the next launch
         if started_ray:
             import ray
 
             ray.shutdown()
+    full = storage_full.first()
+    if full:  # one message instead of every library's error; trials cut off run again at resume
+        kept = summary.counts[DONE] + summary.counts[STOPPED]
+        raise storage_full.SweepStoppedFull(
+            storage_full.stopped_message(full, spec.storage, spec.name, kept, len(plan.trials))
+        )
     return summary
 
 
@@ -273,7 +225,7 @@ def _run_tune(
     plan: Plan,
     pending: list[Trial],
     store: SweepStore,
-    tracker: Tracker,
+    mirror: Mirror,
     names: dict,
     params: dict,
     console: Console,
@@ -283,13 +235,16 @@ def _run_tune(
 
     from sweeps.callbacks import SweepCallback
     from sweeps.trial import wrap
+    from sweeps.trial_secrets import held_secrets, with_secrets
 
     spec = plan.spec
     workload = plan.workload
     configs = [trial_config(plan, t, store) for t in pending]
     cpu, gpu = spec.resources.cpu, spec.resources.gpu
+    secrets = {t.key: held for t in pending if (held := held_secrets(t.config))}
     trainable = tune.with_resources(
-        wrap(workload.trainable()), lambda config: workload.resources(config["trial"]["params"], cpu, gpu)
+        with_secrets(wrap(workload.trainable()), secrets),
+        lambda config: workload.resources(config["trial"]["params"], cpu, gpu),
     )
     failed, stopped = driver_records(store, plan)
     if spec.scheduler is not None:
@@ -299,7 +254,7 @@ def _run_tune(
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     callback = SweepCallback(
         store,
-        tracker,
+        mirror,
         names,
         params,
         workload.name,
@@ -325,6 +280,7 @@ def _run_tune(
             storage_path=str(store.root / "_tune"),
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             callbacks=[callback],
+            stop=_stop_when_full(),
             # Trials checkpoint themselves where it matters (Ray Train); an evaluation restarts.
             checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False, checkpoint_frequency=0),
             verbose=0,
@@ -333,8 +289,27 @@ def _run_tune(
     with quiet(_TUNE_REPEATS):
         try:
             tuner.fit()
+        except Exception:
+            # On a full storage Tune fails reading back its own files (the ResultGrid, which the
+            # platform does not use); the launcher reports the full storage instead.
+            if storage_full.first() is None:
+                raise
         finally:
             callback.close()
+
+
+def _stop_when_full():
+    """A Tune stopper that ends the sweep once a write has failed for lack of space (in any thread)."""
+    from ray.tune.stopper import Stopper
+
+    class StopWhenFull(Stopper):
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return storage_full.first() is not None
+
+    return StopWhenFull()
 
 
 #: Tune loggers that repeat, in Tune's words, what the sweep callback already reports: each

@@ -20,6 +20,11 @@ What a trainable sees and returns (plain values only, so that nothing ties it to
   strings for the MLflow run; ``health.*`` tags are shown as warnings) and ``_missing``
   (``metric → reason`` for metrics that could not be computed: reported, never as 0).
 
+A workload's optional ``demand(params, cpu, gpu)`` says what one trial holds at once, as a
+``TrialDemand``: its own reservation (``driver``) and any worker group it launches, so that a
+trial no node or cluster could ever hold is refused before launch instead of waiting forever.
+Without it, the core takes ``resources()`` as the whole demand.
+
 A schema's optional ``check()`` returns ``(field, message)`` pairs, or
 ``(field, message, choices)`` when the value must be one of a set, for rules that span
 fields or depend on registries.
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 ARTIFACTS = "_artifacts"
 INFO = "_info"
@@ -38,6 +43,33 @@ MISSING = "_missing"
 HEALTH_PREFIX = "health."
 #: an intermediate result's x-axis in MLflow, when the trainable reports one
 STEP = "step"
+#: a metric's direction, as in Tune's ``mode``: higher is better / lower is better
+HIGHER, LOWER = "max", "min"
+
+
+class Resources(TypedDict, total=False):
+    """Resources Ray must find together on one node: CPU and GPU counts, memory in bytes."""
+
+    cpu: float
+    gpu: float
+    memory: float
+
+
+class WorkerGroup(TypedDict):
+    """Workers a trial launches itself (a Ray Train worker group), each placed on its own."""
+
+    count: int
+    #: the trial parameter that sets ``count``, which errors name and suggest a smaller value of
+    param: str
+    each: Resources
+
+
+class TrialDemand(TypedDict, total=False):
+    """Everything one trial holds at once (plain values, so workloads need not import sweeps)."""
+
+    #: what Tune reserves for the trial itself (its driver)
+    driver: Resources
+    workers: WorkerGroup
 
 
 @runtime_checkable
@@ -48,8 +80,12 @@ class Workload(Protocol):
     description: str
     #: parameters whose values are mappings, so a list of mappings under them is an axis
     literal_keys: frozenset[str]
-    #: metrics shown in `sweeps status` and the end-of-launch table, in order
+    #: metrics shown in `sweeps status` and the end-of-launch table, in order; the first is the
+    #: sweep's main metric (the report's fronts, heatmaps and "best")
     key_metrics: tuple[str, ...]
+    #: metric → ``"max"`` (higher is better) or ``"min"`` (lower is better), for "best" and Pareto
+    #: fronts; a metric not listed (a learning rate, a token count) has no better direction
+    metric_directions: Mapping[str, str]
     #: whether Tune should keep actors (and what they loaded) across trials
     reuse_actors: bool
 

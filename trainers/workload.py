@@ -43,11 +43,30 @@ class _FineTuning:
     #: every trial loads its own model inside its Ray Train workers; nothing to keep
     reuse_actors = False
 
+    @property
+    def metric_directions(self) -> dict[str, str]:
+        """Training metrics, each reward's mean, and the post-training evaluation (adapter and base model)."""
+        from trainers import evaluation, reporting  # torch and transformers: only when asked
+
+        out = dict(reporting.DIRECTIONS)
+        out.update({f"rewards/{name}/mean": "max" for name in REWARDS})
+        for prefix in ("eval_", "base_eval_"):
+            out.update({prefix + metric: direction for metric, direction in evaluation.DIRECTIONS.items()})
+        return out
+
     def schemas(self, params: Mapping[str, object]) -> list[type]:
         return [self.params]
 
     def resources(self, params: Mapping[str, object], cpu: float, gpu: float) -> dict[str, float]:
         return {"cpu": 0, "memory": DRIVER_MEMORY}
+
+    def demand(self, params: Mapping[str, object], cpu: float, gpu: float) -> dict:
+        """The driver's reservation plus the Ray Train worker group it launches (``num_workers`` × ``resources``)."""
+        workers = int(params.get("num_workers", TrainParams.num_workers))  # type: ignore[call-overload]
+        return {
+            "driver": self.resources(params, cpu, gpu),
+            "workers": {"count": workers, "param": "num_workers", "each": {"cpu": cpu, "gpu": gpu}},
+        }
 
     def run_name(self, params: Mapping[str, object], varying: Collection[str]) -> str:
         """E.g. ``sft smollm2-135m-instruct · r16 lr0.0002``: the workload and model, then what varies."""
