@@ -179,12 +179,13 @@ def load_examples(path: str | Path, kind: str, needs: Collection[str] = ()) -> l
     """Every example of a JSONL file, or a DataError naming each bad line and field."""
     path = Path(path).expanduser()
     try:
-        if not path.is_file():
-            raise DataError(f"{str(path)[:200]}: no such dataset file")
-        stat = path.stat()
+        found = path.is_file()
+        stat = path.stat() if found else None
         resolved = str(path.resolve())
     except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a NUL byte, a symlink loop
         raise DataError(f"{str(path)[:200]}: cannot be read as a dataset file ({exc.__class__.__name__})") from None
+    if stat is None:
+        raise DataError(f"{str(path)[:200]}: no such dataset file")
     return list(_load(resolved, stat.st_size, stat.st_mtime_ns, kind, tuple(sorted(needs))))
 
 
