@@ -126,7 +126,7 @@ def test_relaunch_mirrors_results_a_killed_launcher_left_half_logged(ray_session
     # as if the launcher died inside the mirroring of this result: run still open, result on disk
     client.update_run(run.info.run_id, status="RUNNING")
     _, again, out = run_file(path)
-    assert again.ran == 0 and "mirrored 1 result" in out
+    assert again.ran == 0 and "mirroring 1 result(s) that finished while no launcher was listening" in out
     kids = child_runs(plan.spec.storage_path, "half")
     assert len(kids) == 2 and {r.info.status for r in kids} == {"FINISHED"}
 
