@@ -34,7 +34,11 @@ class SlurmCluster(LoopbackNamespace):
         self.folder = folder
         self.env = {**os.environ, "SLURM_CONF": str(folder / "slurm.conf")}
         self.env.pop("RAY_ADDRESS", None)
-        self.run("bash", str(LOCAL_CLUSTER), "start", str(folder), str(cpus_per_node), timeout=120)
+        try:
+            self.run("bash", str(LOCAL_CLUSTER), "start", str(folder), str(cpus_per_node), timeout=120)
+        except BaseException:
+            self.stop()
+            raise
 
     def run(self, *command: str, timeout: float = 60, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         """A command in the namespace, with the cluster's SLURM_CONF."""

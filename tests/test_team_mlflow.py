@@ -51,15 +51,19 @@ class TeamServer:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin[1],
         }
-        subprocess.run(["bash", str(SERVER), "start", str(self.folder), str(self.port)], env=env, check=True,
-                       timeout=300, capture_output=True)  # fmt: skip
-        answer = requests.post(
-            f"{self.url}/api/2.0/mlflow/users/create",
-            json={"username": self.user[0], "password": self.user[1]},
-            auth=self.admin,
-            timeout=30,
-        )
-        answer.raise_for_status()
+        try:
+            subprocess.run(["bash", str(SERVER), "start", str(self.folder), str(self.port)], env=env, check=True,
+                           timeout=300, capture_output=True)  # fmt: skip
+            answer = requests.post(
+                f"{self.url}/api/2.0/mlflow/users/create",
+                json={"username": self.user[0], "password": self.user[1]},
+                auth=self.admin,
+                timeout=60,
+            )
+            answer.raise_for_status()
+        except BaseException:
+            self.stop()
+            raise
 
     def credentials(self, user: tuple[str, str]) -> dict[str, str]:
         return {"MLFLOW_TRACKING_USERNAME": user[0], "MLFLOW_TRACKING_PASSWORD": user[1]}
