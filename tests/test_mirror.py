@@ -104,7 +104,7 @@ def _sweep(folder, name: str, model, tracking: str):
         tracking=tracking,
         resources={"cpu": 1, "gpu": 0},
         max_concurrent=1,
-        fixed={"model": str(model), "task": "passkey", "context_length": 600, "samples": 16},
+        fixed={"model": str(model), "task": "passkey", "context_length": 600, "samples": 64},
         grid={"method": [{"technique": "baseline"}, {"technique": "streamingllm", "cache_size": CACHE_SIZES}]},
     )
 
@@ -187,6 +187,24 @@ def test_a_dead_server_costs_no_trial_time(server, calm, tiny_model, tmp_path):
     _, again, more = run_file(tmp_path / "dead.yaml")
     assert again.ran == 0
     _assert_mirrored(server.url, "dead", plan, out + more)
+
+
+def test_a_server_killed_and_started_again_mid_sweep_gets_the_backlog_in_the_same_launch(
+    server, calm, tiny_model, tmp_path
+):
+    """Killed once trials are under way and started again while they run: the launch itself mirrors
+    everything (nothing is left for a next launch), one run per trial. The trials' time is asserted by
+    the two tests above: here the server's own restart takes the machine's CPUs for a while."""
+
+    def restart() -> None:
+        server.start(wait=False)
+
+    plan, summary, out, _ = _disturbed(server, tmp_path, "restarted", tiny_model, 5.0, server.kill, restart)
+    server.wait_until_healthy()
+    assert summary.counts["done"] == len(plan.trials)
+    assert "does not answer" in out and "answers again" in out, out
+    assert "left for the next launch" not in out, out
+    _assert_mirrored(server.url, "restarted", plan, out)
 
 
 @pytest.mark.parametrize("case", ["nobody listens", "server hung"])
