@@ -20,6 +20,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_healthy(url: str, proc: subprocess.Popen, seconds: float = 300) -> None:
+    """Until the server at ``url`` answers /health; fails when ``proc`` (the server or what started it) exits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        assert proc.poll() is None, "the MLflow server exited"
+        assert time.monotonic() < deadline, f"the MLflow server did not answer in {seconds} s"
+        time.sleep(0.5)
+
+
 class MlflowServer:
     """`mlflow server --workers 1` on 127.0.0.1 with an embedded store of its own, in its own session.
 
@@ -45,17 +60,7 @@ class MlflowServer:
             self.wait_until_healthy()
 
     def wait_until_healthy(self, seconds: float = 300) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                pass
-            assert self.proc.poll() is None, "the MLflow server exited"
-            assert time.monotonic() < deadline, f"the MLflow server did not answer in {seconds} s"
-            time.sleep(0.5)
+        wait_until_healthy(self.url, self.proc, seconds)
 
     def signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -11,16 +11,10 @@ import urllib.request
 
 import pytest
 from mlflow import MlflowClient
+from mlflow_server import MlflowServer, free_port, wait_until_healthy
 from sweep_helpers import run_file
 
 from sweeps.store import SweepStore
-from sweeps.ui import server_command
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_open(port: int) -> bool:
@@ -28,34 +22,14 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_until_healthy(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            pass
-        assert proc.poll() is None, "the MLflow server exited"
-        assert time.monotonic() < deadline, f"the MLflow server did not answer in {seconds} s"
-        time.sleep(0.5)
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
     """`mlflow server --workers 1` on an embedded store of its own, as `sweeps ui` runs it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        server_command(tmp_path / "server-store", "127.0.0.1", port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_healthy(url, proc)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    server = MlflowServer(tmp_path / "server-store")
+    server.start(wait=False)
+    server.wait_until_healthy(120)
+    yield server.url
+    server.stop()
 
 
 def test_trials_are_tracked_on_an_http_server(ray_session, sweep_file, tiny_model, mlflow_server):
@@ -123,7 +97,7 @@ def test_sweeps_ui_serves_the_sweeps_embedded_store(ray_session, sweep_file, tin
         url = f"http://127.0.0.1:{port}"
         announced = proc.stdout.readline()
         assert f"{url}/#/experiments/" in announced and announced.strip().endswith("/runs  (Ctrl-C stops)")
-        wait_until_healthy(url, proc)
+        wait_until_healthy(url, proc, 120)
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name("local-ui")
         assert f"/#/experiments/{experiment.experiment_id}/runs" in announced
