@@ -32,6 +32,9 @@ class EvaluateConfig:
     query_aware: bool = True
     quantization: Literal[4, 8] | None = None
     kv_bits: Literal[2, 4, 8] | None = None
+    #: trials that share a prefill decode together as one padded batch where their caches allow;
+    #: false decodes each on its own (batched bf16/fp16 reductions on a GPU may differ in low bits)
+    batch_decode: bool = True
     #: a credential: kept out of the repr, so no log line or traceback shows it
     hf_token: str | None = field(default=None, repr=False)
 

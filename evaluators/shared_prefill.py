@@ -56,9 +56,13 @@ class Member:
 
 @dataclass
 class GroupGeneration:
-    """A group's outputs on one prompt, one ``Generation`` per member in order, and what was shared."""
+    """A group's outputs on one prompt, one ``Generation`` per member in order, and what was shared.
 
-    members: list[Generation]
+    A member whose own work raised (its technique's selection, its question, its decoding) has
+    None in ``members`` and its exception in ``failures``; the others are unaffected.
+    """
+
+    members: list[Generation | None]
     #: forward passes over the compressible prompt (one, however many members)
     prefill_forwards: int
     #: scorer evaluations over all layers; alone, every member would compute its own
@@ -67,6 +71,8 @@ class GroupGeneration:
     prefill_seconds: float
     #: member indices decoded together, one list per batch (a single index: decoded alone)
     decode_batches: list[list[int]] = field(default_factory=list)
+    #: member index → why it failed
+    failures: dict[int, BaseException] = field(default_factory=dict)
 
 
 class SharedCompression:
@@ -82,6 +88,8 @@ class SharedCompression:
         self.score_computations = 0
         #: forward passes seen (counted at the first layer)
         self.forwards = 0
+        #: member index → the exception its selection raised (it selects nothing more)
+        self.failures: dict[int, BaseException] = {}
 
     def apply(
         self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float
@@ -90,10 +98,15 @@ class SharedCompression:
         self.forwards += layer_idx == 0
         view = LayerView(layer_idx, self.num_layers, query, key, value, scaling)
         for index, (member, cache) in enumerate(zip(self.members, self.caches, strict=True)):
+            if index in self.failures:
+                continue
             start = time.perf_counter()
-            sliding = getattr(cache.layers[layer_idx], "is_sliding", False)
-            decision = None if sliding else member.technique.keep(view)
-            self.kept[index][layer_idx] = fill_layer(cache, layer_idx, decision, key, value)
+            try:
+                sliding = getattr(cache.layers[layer_idx], "is_sliding", False)
+                decision = None if sliding else member.technique.keep(view)
+                self.kept[index][layer_idx] = fill_layer(cache, layer_idx, decision, key, value)
+            except Exception as exc:  # this member fails alone; the prefill goes on for the others
+                self.failures[index] = exc
             sync(key.device)
             self.seconds[index] += time.perf_counter() - start
         self.score_computations += len(view.computed_scores)
@@ -168,31 +181,48 @@ def generate_group(
     del scratch
     forward_share = (prefill_seconds - sum(shared.seconds)) / len(members)
 
-    logits, prefills, kept, sizes = [], [], [], []
+    failures = dict(shared.failures)
+    logits: dict[int, torch.Tensor] = {}
+    prefills: dict[int, float] = {}
+    kept: dict[int, list[list[int]]] = {}
+    sizes: dict[int, tuple[int, int]] = {}
     for index, cache in enumerate(caches):
-        kept.append([head_lengths(layer, shared.kept[index].get(i, [])) for i, layer in enumerate(cache.layers)])
-        start = time.perf_counter()
-        logits.append(forward_at(model, ids[:, split:], cache, split) if split < length else prompt_logits)
-        sync(device)
-        prefills.append(forward_share + shared.seconds[index] + time.perf_counter() - start)
-        sizes.append(cache_bytes(cache))
+        if index in failures:
+            caches[index] = None
+            continue
+        try:
+            kept[index] = [head_lengths(layer, shared.kept[index].get(i, [])) for i, layer in enumerate(cache.layers)]
+            start = time.perf_counter()
+            logits[index] = forward_at(model, ids[:, split:], cache, split) if split < length else prompt_logits
+            sync(device)
+            prefills[index] = forward_share + shared.seconds[index] + time.perf_counter() - start
+            sizes[index] = cache_bytes(cache)
+        except Exception as exc:
+            failures[index] = exc
+            caches[index] = None
 
     settings = {"length": length, "max_new_tokens": max_new_tokens, "eos_ids": eos_ids, "stop": stop}
-    plan = decode_plan(caches, batch_decode)
+    alive = [i for i in range(len(members)) if i not in failures]
+    plan = [[alive[i] for i in rows] for rows in decode_plan([caches[i] for i in alive], batch_decode)]
     decoded: dict[int, Decoded] = {}
     for rows in plan:
-        if len(rows) == 1:
-            decoded[rows[0]] = decode(model, caches[rows[0]], logits[rows[0]], **settings)
-        else:
-            batch = PaddedBatch([caches[i] for i in rows], model.config)
-            together = decode_batch(model, batch, torch.cat([logits[i] for i in rows]), **settings)
-            decoded.update(zip(rows, together, strict=True))
-            del batch
+        try:
+            if len(rows) == 1:
+                decoded[rows[0]] = decode(model, caches[rows[0]], logits[rows[0]], **settings)
+            else:
+                batch = PaddedBatch([caches[i] for i in rows], model.config)
+                together = decode_batch(model, batch, torch.cat([logits[i] for i in rows]), **settings)
+                decoded.update(zip(rows, together, strict=True))
+                del batch
+        except Exception as exc:
+            failures.update(dict.fromkeys(rows, exc))
         for i in rows:  # done with: free before the next decode grows its own
             caches[i] = None
 
-    generations = [
-        Generation(
+    generations: list[Generation | None] = [
+        None
+        if i in failures
+        else Generation(
             token_ids=decoded[i].token_ids,
             prompt_tokens=length,
             compressed_tokens=split,
@@ -207,7 +237,7 @@ def generate_group(
         )
         for i in range(len(members))
     ]
-    return GroupGeneration(generations, shared.forwards, shared.score_computations, prefill_seconds, plan)
+    return GroupGeneration(generations, shared.forwards, shared.score_computations, prefill_seconds, plan, failures)
 
 
 def _compression_fields(technique: type[KVTechnique]) -> set[str]:

@@ -63,6 +63,13 @@ class EvaluateWorkload:
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         return {"techniques": dict(TECHNIQUES), "tasks": dict(TASKS)}
 
+    def group_key(self, params: Mapping[str, object]) -> str | None:
+        """Trials that differ only in compression share each sample's prefill (a technique may opt out)."""
+        from evaluators.shared_prefill import group_key
+
+        _, _, technique = config.split(params)
+        return group_key(params) if technique.shares_prefill else None
+
     def release(self, trial_dir: Path) -> None:
         """Nothing to give back: a trial holds only the resources Tune reserved for it."""
 

@@ -24,8 +24,9 @@ from sweeps.workload import STEP
 log = logging.getLogger(__name__)
 
 
-def trial_key(trial: Any) -> str:
-    return trial.config["trial"]["context"]["key"]
+def member_keys(trial: Any) -> list[str]:
+    """The sweep's trials that one Tune trial runs (a trial group, or one trial)."""
+    return [m["context"]["key"] for m in trial.config["trial"]["members"]]
 
 
 def format_metrics(metrics: Mapping[str, float], names: tuple[str, ...]) -> str:
@@ -70,6 +71,9 @@ class SweepCallback(Callback):
         )
         self.task = self.progress.add_task("trials", total=total, running="")
         self.running: set[str] = set()
+        #: trials whose end was shown and mirrored (a group retried after some members finished
+        #: reports each of those once)
+        self.reported: set[str] = set()
 
     def __getstate__(self) -> dict:
         # Tune pickles callbacks into its experiment state only for Tuner.restore, which the
@@ -94,8 +98,9 @@ class SweepCallback(Callback):
 
     def _finish(self, key: str) -> None:
         record = self.store.result(key)
-        if record is None:
+        if record is None or key in self.reported:
             return
+        self.reported.add(key)
         self.running.discard(key)
         self._open(key)
         self.mirror.finish(key, record, self.store.trial_dir(key))
@@ -119,46 +124,62 @@ class SweepCallback(Callback):
         self.progress.start()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = trial_key(trial)
-        self.running.add(key)
-        self._open(key)
+        for key in member_keys(trial):
+            if key not in self.reported:
+                self.running.add(key)
+                self._open(key)
         self._show_running()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        key = trial_key(trial)
-        self._open(key)
         metrics, _ = split_result({k: v for k, v in result.items() if k not in _TUNE_KEYS})
         step = int(result[STEP] if isinstance(result.get(STEP), (int, float)) else result.get("training_iteration", 0))
-        self.mirror.progress(key, metrics, step)
+        for key in member_keys(trial):
+            if key not in self.reported:
+                self._open(key)
+                self.mirror.progress(key, metrics, step)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = trial_key(trial)
-        if self.store.state(key, launcher_alive=True).status in (RUNNING, FAILED):
-            # Tune ended it without an error of its own and it wrote no result: the scheduler
-            # stopped it early. A failure it recorded on the way down (a Ray Train run whose
-            # workers went with it) is part of that stop, not a failure of the trial.
-            self.stopped_record(key, dict(trial.last_result or {}))
-        self._release(key)
-        self._finish(key)
+        for key in member_keys(trial):
+            if self.store.state(key, launcher_alive=True).status in (RUNNING, FAILED):
+                # Tune ended it without an error of its own and it wrote no result: the scheduler
+                # stopped it early. A failure it recorded on the way down (a Ray Train run whose
+                # workers went with it) is part of that stop, not a failure of the trial.
+                self.stopped_record(key, dict(trial.last_result or {}))
+            self._release(key)
+            self._finish(key)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = trial_key(trial)
-        record = self.store.result(key)
-        if record is None or record.get("status") == COMPLETED_STATUS:
-            # The worker died without writing (killed, out of memory): record Ray's reason.
-            self.failed_record(key, _error_text(trial))
-        self._release(key)
-        self._finish(key)
+        for key in member_keys(trial):
+            if not self._recorded_last_attempt(key):
+                # The worker died without writing (killed, out of memory): record Ray's reason.
+                self.failed_record(key, _error_text(trial))
+            self._release(key)
+            self._finish(key)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = trial_key(trial)
-        self._release(key)  # before the retry asks for the same resources again
-        if storage_full.note(_error_text(trial), f"trial {key}'s folder") or storage_full.first():
-            return  # no retry line: the launcher stops the sweep and says why once
-        record = self.store.result(key) or {}
-        reason = _headline(record) if record.get("status") == FAILED_STATUS else ""
-        because = f": {reason}" if reason else ""
-        self.console.print(f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  retrying after an error{because}")
+        error = _error_text(trial)
+        for key in member_keys(trial):
+            self._release(key)  # before the retry asks for the same resources again
+            if self.store.is_done(key):
+                self._finish(key)  # a member that finished before others of its group failed
+                continue
+            if key in self.reported:
+                continue
+            if storage_full.note(error, f"trial {key}'s folder") or storage_full.first():
+                return  # no retry line: the launcher stops the sweep and says why once
+            record = self.store.result(key) or {}
+            reason = _headline(record) if record.get("status") == FAILED_STATUS else ""
+            because = f": {reason}" if reason else ""
+            self.console.print(
+                f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  retrying after an error{because}"
+            )
+
+    def _recorded_last_attempt(self, key: str) -> bool:
+        """Whether the trial's latest attempt wrote its own result (done or failed with its own error)."""
+        record, started = self.store.result(key), self.store.started(key)
+        if record is None:
+            return False
+        return started is None or record.get("attempt") == started.get("attempt")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.progress.stop()

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from sweeps import spec as spec_module
 from sweeps.errors import FieldError, SpecError, bad_choice, describe
+from sweeps.groups import describe as describe_groups
 from sweeps.plan import Plan, make_plan
 from sweeps.secrets import REDACTED, fill_from_env, secret_leaves
 from sweeps.store import SweepStore
@@ -95,11 +96,30 @@ def plan(file: Path, set_: list[str] = typer.Option([], "--set", help=SET_HELP))
     sweep, _ = _load_plan(file, set_, needs_secrets=False)
     spec = sweep.spec
     store = SweepStore(spec.sweep_dir)
-    done = sum(store.is_done(t.key) for t in sweep.trials)
-    console.print(plan_table(f"{spec.name} · {spec.workload}", sweep.records()))
+    pending = [t for t in sweep.trials if not store.is_done(t.key)]
+    groups = local_groups(sweep, pending)
+    numbers = {key: i for i, g in enumerate(groups, 1) for key in g.keys} if len(groups) < len(pending) else None
+    console.print(plan_table(f"{spec.name} · {spec.workload}", sweep.records(), numbers))
     extra = f", {sweep.duplicates} duplicate cell(s) collapsed" if sweep.duplicates else ""
+    done = len(sweep.trials) - len(pending)
     stored = f"; {done} already completed in {store.root}" if done else ""
     console.print(f"[bold]{len(sweep.trials)} trial(s)[/]{extra}{stored}")
+    if numbers:
+        console.print(
+            f"Trial groups on this machine: {describe_groups(groups)} "
+            "(a launch packs them again for the cluster it runs on; share_prefill: false turns them off)"
+        )
+
+
+def local_groups(sweep: Plan, pending: list) -> list:
+    """How ``pending`` would be grouped by a launch on this machine (its CPUs and GPUs, the file's max_concurrent)."""
+    from sweeps.groups import concurrent_slots, plan_groups
+    from sweeps.raycluster import local_cpus, local_gpus
+
+    spec = sweep.spec
+    gpus = local_gpus() if spec.resources.gpu > 0 else 0
+    slots = concurrent_slots(spec.max_concurrent, local_cpus(), gpus, spec.resources.cpu, spec.resources.gpu)
+    return plan_groups(sweep, pending, slots)
 
 
 def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:

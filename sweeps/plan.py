@@ -34,12 +34,13 @@ def trial_key(workload: str, params: Mapping[str, object]) -> str:
 class Trial:
     """One cell of the grid after validation.
 
-    ``params`` is the canonical form (defaults dropped) that the key hashes; ``config`` the
-    full effective configuration that the trial runs with and that tables and MLflow show.
+    ``canonical`` is the form (defaults dropped) that the key hashes; ``config`` the full
+    effective parameters that the trial runs with (its ``params`` in Tune's config) and that
+    tables and MLflow show.
     """
 
     key: str
-    params: dict[str, object]
+    canonical: dict[str, object]
     config: dict[str, object]
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -125,16 +126,16 @@ def make_plan(spec: SweepSpec) -> Plan:
     memo: dict = {}  # cells share most of their parts: each distinct part is validated once
     for cell in cells:
         try:
-            config, params = validate_params(workload.schemas(cell.params), cell.params, cell.sources, memo)
+            config, canonical = validate_params(workload.schemas(cell.params), cell.params, cell.sources, memo)
         except SpecError as exc:
             errors += exc.errors
             continue
         valid.append((config, cell.sources))
-        key = trial_key(workload.name, params)
+        key = trial_key(workload.name, canonical)
         if key in trials:
             duplicates += 1
             continue
-        trials[key] = Trial(key=key, params=params, config=config, sources=cell.sources)
+        trials[key] = Trial(key=key, canonical=canonical, config=config, sources=cell.sources)
     errors += varying_secrets(valid)
     if errors:
         raise SpecError(errors)

@@ -19,9 +19,16 @@ from rich.console import Console
 
 from sweeps import storage_full
 from sweeps.errors import FieldError, SpecError
+from sweeps.groups import TrialGroup, concurrent_slots, describe, plan_groups
 from sweeps.mirror import Mirror
 from sweeps.plan import Plan, Trial
-from sweeps.raycluster import LOCAL_PROCESSES, connect_ray, local_cpus, prepare_ray  # noqa: F401 (re-exported)
+from sweeps.raycluster import (  # noqa: F401 (re-exported)
+    LOCAL_PROCESSES,
+    connect_ray,
+    local_cpus,
+    prepare_ray,
+    ray_totals,
+)
 from sweeps.secrets import redact
 from sweeps.store import DONE, FAILED, PENDING, STOPPED, SweepStore
 from sweeps.tracking import connect
@@ -65,6 +72,11 @@ def trial_config(plan: Plan, trial: Trial, store: SweepStore) -> dict:
             "resources": {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu},
         },
     }
+
+
+def group_config(plan: Plan, group: TrialGroup, store: SweepStore) -> dict:
+    """What Tune holds of one trial group (a single trial is a group of one)."""
+    return {"members": [trial_config(plan, t, store) for t in group.members]}
 
 
 def driver_records(store: SweepStore, plan: Plan):
@@ -184,7 +196,12 @@ def launch(
         if pending:
             started_ray = ray_choice.start()
             summary.ran = len(pending)
-            _run_tune(plan, pending, store, mirror, names, params, console, reuse_actors)
+            cpus, gpus = ray_totals()
+            slots = concurrent_slots(spec.max_concurrent, cpus, gpus, spec.resources.cpu, spec.resources.gpu)
+            groups = plan_groups(plan, pending, slots)
+            if len(groups) < len(pending):
+                console.print(f"Trial groups: {describe(groups)}.")
+            _run_tune(plan, groups, store, mirror, names, params, console, reuse_actors)
     except KeyboardInterrupt:
         status = "KILLED"
         console.print("[yellow]Interrupted: finished trials are kept; `sweeps resume` runs the rest.[/]")
@@ -223,7 +240,7 @@ def launch(
 
 def _run_tune(
     plan: Plan,
-    pending: list[Trial],
+    groups: list[TrialGroup],
     store: SweepStore,
     mirror: Mirror,
     names: dict,
@@ -239,12 +256,16 @@ def _run_tune(
 
     spec = plan.spec
     workload = plan.workload
-    configs = [trial_config(plan, t, store) for t in pending]
+    pending = [t for g in groups for t in g.members]
+    configs = [group_config(plan, g, store) for g in groups]
     cpu, gpu = spec.resources.cpu, spec.resources.gpu
     secrets = {t.key: held for t in pending if (held := held_secrets(t.config))}
+    # a workload that groups any of these trials takes every trial as a group (of one, at least)
+    grouped = any(workload.group_key(t.config) is not None for t in pending)
     trainable = tune.with_resources(
-        with_secrets(wrap(workload.trainable()), secrets),
-        lambda config: workload.resources(config["trial"]["params"], cpu, gpu),
+        with_secrets(wrap(workload.trainable(), grouped=grouped), secrets),
+        # members of a group agree on everything but what they share, resources included
+        lambda config: workload.resources(config["trial"]["members"][0]["params"], cpu, gpu),
     )
     failed, stopped = driver_records(store, plan)
     if spec.scheduler is not None:
@@ -272,8 +293,8 @@ def _run_tune(
             max_concurrent_trials=spec.max_concurrent,
             scheduler=make_scheduler(spec),
             reuse_actors=workload.reuse_actors if reuse_actors is None else reuse_actors,
-            trial_name_creator=lambda t: t.config["trial"]["context"]["key"],
-            trial_dirname_creator=lambda t: t.config["trial"]["context"]["key"],
+            trial_name_creator=lambda t: group_name(t.config["trial"]),
+            trial_dirname_creator=lambda t: group_name(t.config["trial"]),
         ),
         run_config=tune.RunConfig(
             name=time.strftime("launch-%Y%m%d-%H%M%S"),
@@ -296,6 +317,12 @@ def _run_tune(
                 raise
         finally:
             callback.close()
+
+
+def group_name(group: dict) -> str:
+    """Tune's name for a trial group: its first member's key, and how many more ride along."""
+    keys = [m["context"]["key"] for m in group["members"]]
+    return keys[0] if len(keys) == 1 else f"{keys[0]}+{len(keys) - 1}"
 
 
 def _stop_when_full():

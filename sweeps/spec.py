@@ -46,6 +46,14 @@ class SchedulerSpec(BaseModel):
     reduction_factor: float = Field(3, gt=1)
 
 
+class SharePrefill(BaseModel):
+    """Trials that may share work (for evaluate: differ only in KV-cache compression) run as trial groups."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: the most trials in one group; each member holds its own compressed cache and decode state
+    max_group: int = Field(16, ge=1, le=1024)
+
+
 class SweepSpec(BaseModel):
     """A validated sweep file. Trial parameters (``fixed``, ``grid``) are checked by the workload."""
 
@@ -62,6 +70,10 @@ class SweepSpec(BaseModel):
     fixed: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, Any] = Field(default_factory=dict)
     scheduler: SchedulerSpec | None = None
+    #: ``true`` (groups of up to 16), ``{max_group: N}``, or ``false`` (``max_group: 1``: one
+    #: configuration per trial). Trials of a sweep with a scheduler always run alone (ASHA
+    #: compares trials one by one).
+    share_prefill: SharePrefill = Field(default_factory=SharePrefill)
 
     @field_validator("name")
     @classmethod
@@ -71,6 +83,17 @@ class SweepSpec(BaseModel):
                 f"{describe(value)} is not a sweep name: letters, digits, '.', '_' and '-', starting with a "
                 f"letter or digit, at most {MAX_NAME} characters (it names the sweep's folder)"
             )
+        return value
+
+    @field_validator("share_prefill", mode="before")
+    @classmethod
+    def _share_prefill_switch(cls, value: object) -> object:
+        if value is True:
+            return {}
+        if value is False:
+            return {"max_group": 1}
+        if not isinstance(value, dict):
+            raise ValueError(f"{describe(value)} is not accepted; accepted: true, false, or {{max_group: N}}")
         return value
 
     @field_validator("tracking")
@@ -96,6 +119,11 @@ class SweepSpec(BaseModel):
                 )
             )
         return problems
+
+    @property
+    def max_group(self) -> int:
+        """The largest trial group this file allows (1: every trial on its own)."""
+        return 1 if self.scheduler is not None else self.share_prefill.max_group
 
     @property
     def experiment_name(self) -> str:

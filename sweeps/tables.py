@@ -23,14 +23,20 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def plan_table(title: str, rows: Sequence[Mapping]) -> Table:
-    """Trial key and readable name (which spells out the parameters that vary)."""
+def plan_table(title: str, rows: Sequence[Mapping], groups: Mapping[str, int] | None = None) -> Table:
+    """Trial key and readable name (which spells out the parameters that vary), and its trial group if any."""
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right", style="dim")
     table.add_column("key", style="bold", no_wrap=True)
     table.add_column("trial")
+    if groups:
+        table.add_column("group", justify="right")
     for i, row in enumerate(rows, 1):
-        table.add_row(str(i), row["key"], Text(row["name"]))  # user values, shown literally
+        cells = [str(i), row["key"], Text(row["name"])]  # user values, shown literally
+        if groups:
+            number = groups.get(row["key"])
+            cells.append("done" if number is None else str(number))
+        table.add_row(*cells)
     return table
 
 

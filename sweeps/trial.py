@@ -20,7 +20,7 @@ from sweeps import storage_full
 from sweeps.secrets import redact, remember, scrub
 from sweeps.store import COMPLETED_STATUS, STOPPED_STATUS, SweepStore, now
 from sweeps.versions import versions
-from sweeps.workload import ARTIFACTS, INFO, MISSING, TAGS
+from sweeps.workload import GroupResult, TrialResult
 
 FAILED_STATUS = "failed"
 
@@ -30,7 +30,7 @@ def split_result(result: Mapping[str, Any]) -> tuple[dict[str, float], dict[str,
     metrics: dict[str, float] = {}
     extra: dict[str, Any] = {}
     for key, value in result.items():
-        if key in (ARTIFACTS, INFO, TAGS, MISSING, "done"):
+        if key == "done":
             continue
         if isinstance(value, bool):
             metrics[key] = float(value)
@@ -67,6 +67,8 @@ class TrialRecorder:
         self.store = SweepStore(self.trial_dir.parent)
         self.params = redact(trial_config["params"])
         remember(trial_config["params"])  # an error that quotes this trial's secret is recorded without it
+        #: whether this attempt's result.json is written
+        self.recorded = False
         previous = self.store.started(self.key) or {}
         if resume_attempt and previous:
             self.attempt = int(previous.get("attempt", 1))
@@ -109,19 +111,19 @@ class TrialRecorder:
             **fields,
         }
         self.store.write_result(self.key, record)
+        self.recorded = True
         return record
 
-    def complete(self, result: Mapping[str, Any]) -> dict[str, Any]:
-        metrics, extra = split_result(result)
-        info = {**dict(result.get(INFO) or {}), **extra}
-        artifacts = [a for a in result.get(ARTIFACTS) or [] if (self.trial_dir / a).exists()]
+    def complete(self, result: TrialResult) -> dict[str, Any]:
+        metrics, extra = split_result(result.metrics)
+        artifacts = [a for a in result.artifacts if (self.trial_dir / a).exists()]
         return self._record(
             COMPLETED_STATUS,
             metrics=metrics,
-            info=info,
-            tags=dict(result.get(TAGS) or {}),
+            info={**result.info, **extra},
+            tags=dict(result.tags),
             artifacts=artifacts,
-            missing=dict(result.get(MISSING) or {}),
+            missing=dict(result.missing),
         )
 
     def stop(self, last_result: Mapping[str, Any], by: str) -> dict[str, Any]:
@@ -146,67 +148,143 @@ class TrialRecorder:
         return self._record(FAILED_STATUS, error=error)
 
 
+class MembersFailed(RuntimeError):
+    """Some members of a trial group failed (each recorded with its own error); the others finished.
+
+    Raised after the group's results are recorded, so that Tune retries the group (``retries``):
+    a retry runs only the members without a finished result.
+    """
+
+
+class GroupRecorder:
+    """Records every member of one Ray Tune trial: a trial group, or a single trial as a group of one."""
+
+    def __init__(self, group_config: Mapping[str, Any]):
+        configs = list(group_config["members"])
+        store = SweepStore(Path(configs[0]["context"]["trial_dir"]).parent)
+        #: members with nothing left to run (finished in an earlier try of this group) are not run again
+        self.configs = [c for c in configs if not store.is_done(c["context"]["key"])]
+        self.recorders = {c["context"]["key"]: TrialRecorder(c) for c in self.configs}
+
+    def begin(self) -> None:
+        for recorder in self.recorders.values():
+            recorder.begin()
+
+    def fail(self, exc: BaseException) -> None:
+        """The whole group failed (its setup or a step raised): every member not yet recorded fails with it."""
+        for recorder in self.recorders.values():
+            if not recorder.recorded:
+                recorder.fail(exc)
+
+    def finish(self, outcome: TrialResult | GroupResult) -> dict[str, float]:
+        """Record each member's result or failure; raises MembersFailed when any member failed.
+
+        Returns the metrics Tune sees: a single trial's own (its scheduler may use them), else none.
+        """
+        if isinstance(outcome, TrialResult):
+            if len(self.recorders) != 1:
+                raise TypeError(f"a group of {len(self.recorders)} trials ended with one TrialResult")
+            outcome = GroupResult(results={next(iter(self.recorders)): outcome})
+        for key, recorder in self.recorders.items():
+            if key in outcome.results:
+                recorder.complete(outcome.results[key])
+            else:
+                recorder.fail(outcome.failures.get(key) or RuntimeError("the group ended without a result for it"))
+        failed = [key for key in self.recorders if key not in outcome.results]
+        if failed:
+            raise MembersFailed(_failed_members(failed, outcome.failures, len(self.recorders)))
+        if len(self.recorders) == 1:
+            return split_result(next(iter(outcome.results.values())).metrics)[0]
+        return {}
+
+
+def _failed_members(keys: list[str], failures: Mapping[str, BaseException], size: int) -> str:
+    shown = "; ".join(
+        f"{k}: {type(failures[k]).__name__}: {scrub(str(failures[k]))[:200]}" for k in keys if k in failures
+    )
+    return f"{len(keys)} of {size} member(s) of the trial group failed ({shown})"
+
+
 def public_result(result: Mapping[str, Any]) -> dict[str, Any]:
-    """What Tune sees of a step's result: metrics and ``done``, without the bookkeeping keys."""
+    """What Tune sees of a step's progress: its metrics, without anything else."""
     metrics, _ = split_result(result)
-    out: dict[str, Any] = dict(metrics)
-    if result.get("done"):
-        out["done"] = True
-    return out
+    return dict(metrics)
 
 
-def wrap_class(cls: type) -> type:
+def is_final(result: object) -> bool:
+    return isinstance(result, (TrialResult, GroupResult))
+
+
+def wrap_class(cls: type, grouped: bool) -> type:
     """A subclass of a Tune class trainable that records its trials.
 
-    The workload's trainable receives ``{"params", "context"}``; Tune's config nests that
-    under ``"trial"`` so that one grid-search axis carries whole trials.
+    Tune's config nests the trial group under ``"trial"`` so that one grid-search axis carries
+    whole groups. The workload's trainable receives the group (``grouped``) or its one member.
     """
 
     class Recorded(cls):
+        # private (name-mangled) attributes: the workload's own trainable may use any other name
+
+        def __begin(self, config: dict) -> dict | None:
+            enter_launch_dir(config["trial"]["members"][0])
+            self.__group = GroupRecorder(config["trial"])
+            self.__group.begin()
+            if not self.__group.configs:
+                return None  # every member finished in an earlier try: nothing to run
+            return {"members": self.__group.configs} if grouped else self.__group.configs[0]
+
         def setup(self, config: dict) -> None:
-            enter_launch_dir(config["trial"])
-            self._recorder = TrialRecorder(config["trial"])
-            self._recorder.begin()
+            inner = self.__begin(config)
+            if inner is None:
+                return
             try:
-                super().setup(config["trial"])
+                super().setup(inner)
             except BaseException as exc:
-                self._recorder.fail(exc)
+                self.__group.fail(exc)
                 raise
 
         def reset_config(self, new_config: dict) -> bool:
-            enter_launch_dir(new_config["trial"])
-            self._recorder = TrialRecorder(new_config["trial"])
-            self._recorder.begin()
+            inner = self.__begin(new_config)
+            if inner is None:
+                return True
             try:
-                return bool(super().reset_config(new_config["trial"]))
+                return bool(super().reset_config(inner))
             except BaseException as exc:
-                self._recorder.fail(exc)
+                self.__group.fail(exc)
                 raise
 
         def step(self) -> dict:
+            if not self.__group.configs:
+                return {"done": True}
             try:
                 result = super().step()
             except BaseException as exc:
-                self._recorder.fail(exc)
+                self.__group.fail(exc)
                 raise
-            if result.get("done"):
-                self._recorder.complete(result)
+            if is_final(result):
+                return {**self.__group.finish(result), "done": True}
             return public_result(result)
 
     Recorded.__name__ = Recorded.__qualname__ = cls.__name__
     return Recorded
 
 
-def wrap_function(fn: Callable[[dict], Mapping[str, Any] | None]) -> Callable[[dict], None]:
-    """A Tune function trainable that records its trial; ``fn`` returns the final result."""
+def wrap_function(fn: Callable[[dict], TrialResult]) -> Callable[[dict], None]:
+    """A Tune function trainable that records its trial; ``fn`` returns the trial's TrialResult.
+
+    Function trainables run one trial each (their workloads never group trials).
+    """
     from ray import tune
 
     def recorded(config: dict) -> None:
-        enter_launch_dir(config["trial"])
-        recorder = TrialRecorder(config["trial"])
-        recorder.begin()
+        member = config["trial"]["members"][0]
+        enter_launch_dir(member)
+        group = GroupRecorder(config["trial"])
+        group.begin()
+        if not group.configs:
+            return
         try:
-            final = fn(config["trial"]) or {}
+            final = fn(group.configs[0])
         except SystemExit:
             # Tune ends a trial its scheduler stopped by raising SystemExit in report(): not a
             # failure. The driver records it as stopped, with the metrics Tune last received.
@@ -217,10 +295,9 @@ def wrap_function(fn: Callable[[dict], Mapping[str, Any] | None]) -> Callable[[d
                 # with this actor): that work fails with the stop. Not a failure of the trial:
                 # the driver records it as stopped.
                 raise
-            recorder.fail(exc)
+            group.fail(exc)
             raise
-        recorder.complete(final)
-        tune.report(public_result(final))
+        tune.report(group.finish(final))
 
     recorded.__name__ = getattr(fn, "__name__", "trial")
     return recorded
@@ -237,6 +314,10 @@ def _stopped_by_tune() -> bool:
     return bool(stop is not None and stop.is_set())
 
 
-def wrap(trainable: Any) -> Any:
-    """Wrap a class or function trainable."""
-    return wrap_class(trainable) if isinstance(trainable, type) else wrap_function(trainable)
+def wrap(trainable: Any, grouped: bool = False) -> Any:
+    """Wrap a class or function trainable; ``grouped``: it takes whole trial groups."""
+    if isinstance(trainable, type):
+        return wrap_class(trainable, grouped)
+    if grouped:
+        raise TypeError("trial groups need a class trainable (a function trainable runs one trial)")
+    return wrap_function(trainable)

@@ -21,16 +21,16 @@ def held_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def restore(config: dict, secrets: Mapping[str, Mapping[str, Any]]) -> dict:
-    """A copy of a trial's Tune config with its secrets put back; Tune's own stays redacted."""
-    trial = config["trial"]
-    held = secrets.get(trial["context"]["key"])
-    if not held:
+    """A copy of a trial group's Tune config with each member's secrets put back; Tune's own stays redacted."""
+    members = config["trial"]["members"]
+    if not any(m["context"]["key"] in secrets for m in members):
         return config
-    return {**config, "trial": {**trial, "params": {**trial["params"], **held}}}
+    restored = [{**m, "params": {**m["params"], **secrets.get(m["context"]["key"], {})}} for m in members]
+    return {**config, "trial": {**config["trial"], "members": restored}}
 
 
 def with_secrets(trainable: Any, secrets: Mapping[str, Mapping[str, Any]]) -> Any:
-    """``trainable`` (taking Tune's config) given each trial's secrets, by trial key, from Ray's object store.
+    """``trainable`` (taking Tune's config) given each member's secrets, by trial key, from Ray's object store.
 
     Without secrets the trainable is returned as it is.
     """

@@ -1,24 +1,25 @@
 """The contract between the sweep core and a workload.
 
-Dependencies point one way: workload packages (evaluators, trainers) never import
-``sweeps``. They satisfy this Protocol structurally and declare their parameters as plain
-dataclasses; the core validates them, keys the trials, wraps the trainable so that every
-trial records ``result.json``, and mirrors everything to MLflow.
+Dependencies point one way: of ``sweeps``, workload packages (evaluators, trainers) import
+only this module, for the result types both sides share; it imports nothing heavy. They
+satisfy the Protocol structurally and declare their parameters as plain dataclasses; the
+core validates them, keys the trials, wraps the trainable so that every trial records
+``result.json``, and mirrors everything to MLflow.
 
-What a trainable sees and returns (plain values only, so that nothing ties it to sweeps):
+What a trainable sees and returns (``params`` and ``context`` are plain values):
 
-- ``config["params"]``: the trial's validated parameters (defaults dropped);
-- ``config["context"]``: ``sweep``, ``key``, ``trial_dir`` (a folder in storage it owns),
-  ``workload``, ``resources`` (the sweep file's ``{cpu, gpu}``, for trainables that launch
-  workers of their own, such as a Ray Train worker group);
-- intermediate results (``tune.report``) are mirrored to MLflow as they arrive, at the
-  result's ``step`` when it has one (a training's global step, which goes on after a
-  resume), else at Tune's ``training_iteration``;
-- its final result (``done=True`` from a class trainable's ``step``, or the dict a
-  function trainable returns) holds metrics, plus optional ``_artifacts`` (names of files
-  or folders in ``trial_dir``), ``_info`` (JSON facts such as load timings), ``_tags`` (``name → value``
-  strings for the MLflow run; ``health.*`` tags are shown as warnings) and ``_missing``
-  (``metric → reason`` for metrics that could not be computed: reported, never as 0).
+- a single trial gets ``{"params", "context"}``: ``params`` is the trial's full parameters
+  (validated, defaults filled in); ``context`` holds ``sweep``, ``key``, ``trial_dir`` (a folder
+  in storage it owns), ``workload``, ``launch_dir`` and ``resources`` (the sweep file's
+  ``{cpu, gpu}``, for trainables that launch workers of their own, such as a Ray Train group);
+- a workload with ``group_key`` gets a trial group instead: ``{"members": [{"params",
+  "context"}, ...]}`` — trials that share work (one prefill) and run as one Ray Tune trial;
+- intermediate results (``tune.report`` or a class trainable's ``step``) are plain dicts of
+  progress metrics, mirrored to MLflow at their ``step`` when they have one (a training's global
+  step, which goes on after a resume), else at Tune's ``training_iteration``;
+- the end of a trial is a :class:`TrialResult` (returned by a function trainable, or by a class
+  trainable's last ``step``); the end of a group is a :class:`GroupResult`, one result or
+  exception per member. The core writes each member's ``result.json`` from it.
 
 A workload's optional ``demand(params, cpu, gpu)`` says what one trial holds at once, as a
 ``TrialDemand``: its own reservation (``driver``) and any worker group it launches, so that a
@@ -33,18 +34,41 @@ fields or depend on registries.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
-ARTIFACTS = "_artifacts"
-INFO = "_info"
-TAGS = "_tags"
-MISSING = "_missing"
 HEALTH_PREFIX = "health."
 #: an intermediate result's x-axis in MLflow, when the trainable reports one
 STEP = "step"
 #: a metric's direction, as in Tune's ``mode``: higher is better / lower is better
 HIGHER, LOWER = "max", "min"
+
+
+@dataclass
+class TrialResult:
+    """How a trial ended well: what the core records in ``result.json`` and mirrors to MLflow."""
+
+    #: numeric results (NaN and infinities are dropped, never logged as numbers)
+    metrics: dict[str, float]
+    #: names of files or folders in the trial's folder to keep as MLflow artifacts
+    artifacts: list[str] = field(default_factory=list)
+    #: JSON facts about the run that are not metrics (load timings, the device, the worker)
+    info: dict[str, Any] = field(default_factory=dict)
+    #: ``name → value`` strings for the MLflow run; ``health.*`` tags are shown as warnings
+    tags: dict[str, str] = field(default_factory=dict)
+    #: ``metric → reason`` for metrics that could not be computed (reported, never as 0)
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class GroupResult:
+    """How a trial group ended: each member's result, or the exception that failed it alone."""
+
+    #: trial key → its result
+    results: dict[str, TrialResult] = field(default_factory=dict)
+    #: trial key → why that member failed (the others are unaffected)
+    failures: dict[str, BaseException] = field(default_factory=dict)
 
 
 class Resources(TypedDict, total=False):
@@ -107,6 +131,13 @@ class Workload(Protocol):
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         """Named parts this workload offers (e.g. ``techniques``, ``tasks``) for `sweeps list`."""
+
+    def group_key(self, params: Mapping[str, object]) -> str | None:
+        """Trials with equal keys may run as one trial group, sharing work; None: this trial runs alone.
+
+        A workload that ever returns a key has a trainable that takes ``{"members": [...]}``
+        and ends with a GroupResult (a group of one included).
+        """
 
     def release(self, trial_dir: Path) -> None:
         """Free what the trial holds in the cluster beyond Tune's own reservation.

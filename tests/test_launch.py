@@ -31,11 +31,12 @@ METRICS = {
 
 @pytest.fixture
 def evaluate_sweep(sweep_file, tiny_model):
-    def make(name="ev", grid=None, **fixed):
+    def make(name="ev", grid=None, share_prefill=True, **fixed):
         return sweep_file(
             name=name,
             experiment=name,
             max_concurrent=1,
+            share_prefill=share_prefill,
             fixed={
                 "model": str(tiny_model),
                 "task": "passkey",
@@ -156,8 +157,10 @@ def test_a_failing_trial_is_recorded_and_the_others_go_on(ray_session, sweep_fil
 
 
 def test_model_is_loaded_once_per_worker_across_trials(ray_session, evaluate_sweep):
+    """Tune reuses the actor, and its loaded model, for the next trial (trial groups off: one trial each)."""
     path = evaluate_sweep(
         name="reuse",
+        share_prefill=False,
         grid={
             "method": [
                 {"technique": "snapkv", "window_size": 8, "cache_size": [24, 32, 48, 64]},

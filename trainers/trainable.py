@@ -20,6 +20,7 @@ from pathlib import Path
 
 from evaluators.health import health_tags
 from evaluators.models import resolve
+from sweeps.workload import TrialResult
 from trainers.data import Example, load_examples, split
 from trainers.evaluation import GENERATIONS
 from trainers.failures import explain
@@ -62,7 +63,7 @@ def prepare(kind: str, params: TrainParams, trial_dir: Path) -> Prepared:
     return Prepared(train, held_out, renderer)
 
 
-def run_trial(kind: str, config: dict) -> dict:
+def run_trial(kind: str, config: dict) -> TrialResult:
     """Check, launch the workers, and turn rank 0's summary into the trial's result."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -116,28 +117,28 @@ def run_trial(kind: str, config: dict) -> dict:
     return trial_result(json.loads((trial_dir / SUMMARY).read_text()), prepared.renderer)
 
 
-def trial_result(summary: dict, renderer: Renderer) -> dict:
-    """The result contract: metrics, artifacts, info, health tags and missing metrics."""
+def trial_result(summary: dict, renderer: Renderer) -> TrialResult:
+    """Rank 0's summary as the trial's result: metrics, artifacts, info, health tags and missing metrics."""
     metrics = summary["metrics"]
     health = {
         "empty_rate": metrics.get("eval_empty_rate", 0.0),
         "format_ok_rate": metrics.get("eval_format_ok_rate", 1.0),
         "unfinished_thinking_rate": metrics.get("eval_unfinished_thinking_rate", 0.0),
     }
-    return {
-        **metrics,
-        "_artifacts": [CHAT_EXAMPLE, GENERATIONS, ADAPTER],
-        "_info": summary["info"],
-        "_tags": health_tags(health, renderer.off_for_chat_model),
-        "_missing": summary["missing"],
-    }
+    return TrialResult(
+        metrics=metrics,
+        artifacts=[CHAT_EXAMPLE, GENERATIONS, ADAPTER],
+        info=summary["info"],
+        tags=health_tags(health, renderer.off_for_chat_model),
+        missing=summary["missing"],
+    )
 
 
-def sft_trial(config: dict) -> dict:
+def sft_trial(config: dict) -> TrialResult:
     """One SFT trial (Tune function trainable)."""
     return run_trial("sft", config)
 
 
-def grpo_trial(config: dict) -> dict:
+def grpo_trial(config: dict) -> TrialResult:
     """One GRPO trial (Tune function trainable)."""
     return run_trial("grpo", config)

@@ -78,6 +78,10 @@ class _FineTuning:
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         return {}
 
+    def group_key(self, params: Mapping[str, object]) -> None:
+        """Each training runs alone: trainings share no work."""
+        return None
+
     def release(self, trial_dir: Path) -> None:
         """Give back the Ray Train worker group's CPUs/GPUs if the trial's end left them reserved."""
         release_worker_groups(trial_dir)
