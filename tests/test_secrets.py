@@ -24,6 +24,7 @@ from sweeps.runner import launch
 from sweeps.spec import parse
 from sweeps.store import SweepStore
 from sweeps.tracking import embedded_uri
+from sweeps.workload import GroupResult, TrialResult
 
 PLANTED = "hf_PLANTEDsecret1234567890"
 OTHER = "hf_OTHERplanted0987654321"
@@ -157,17 +158,22 @@ def test_a_trial_error_that_quotes_its_secret_is_recorded_without_it(tmp_path):
 
 
 class _ProbeTrainable(tune.Trainable):
-    """Returns, as its result, a fingerprint of the token it was given (never the token)."""
+    """Returns, as each member's result, a fingerprint of the token it was given (never the token)."""
 
     def setup(self, config):
-        self.params = config["params"]
+        self.members = config["members"]
 
     def reset_config(self, new_config):
-        self.params = new_config["params"]
+        self.members = new_config["members"]
         return True
 
     def step(self):
-        return {"done": True, "_info": {"token_sha256": _fingerprint(self.params.get("hf_token"))}}
+        return GroupResult(
+            results={
+                m["context"]["key"]: TrialResult({}, info={"token_sha256": _fingerprint(m["params"].get("hf_token"))})
+                for m in self.members
+            }
+        )
 
 
 def _fingerprint(token) -> str:
@@ -206,10 +212,11 @@ def test_a_function_trainable_gets_its_secret_back_from_the_object_store(ray_ses
 
     seen = []
     trainable = with_secrets(lambda config: seen.append(config) or "ran", {"k": {"hf_token": PLANTED}})
-    tune_config = {"trial": {"params": {"hf_token": "***", "samples": 1}, "context": {"key": "k"}}}
+    member = {"params": {"hf_token": "***", "samples": 1}, "context": {"key": "k"}}
+    tune_config = {"trial": {"members": [member]}}
     assert trainable(tune_config) == "ran"
-    assert seen[0]["trial"]["params"] == {"hf_token": PLANTED, "samples": 1}
-    assert tune_config["trial"]["params"]["hf_token"] == "***"  # Tune's own copy stays redacted
+    assert seen[0]["trial"]["members"][0]["params"] == {"hf_token": PLANTED, "samples": 1}
+    assert member["params"]["hf_token"] == "***"  # Tune's own copy stays redacted
 
 
 def test_with_secrets_leaves_a_sweep_without_secrets_alone():
