@@ -38,9 +38,9 @@ class EvaluateConfig:
     def check(self) -> list[tuple]:
         problems: list[tuple] = []
         if self.task not in TASKS:
-            problems.append(("task", "unknown task", sorted(TASKS)))
+            problems.append(("task", "unknown task", TASKS.names()))
         if self.technique not in TECHNIQUES:
-            problems.append(("technique", "unknown technique", sorted(TECHNIQUES)))
+            problems.append(("technique", "unknown technique", TECHNIQUES.names()))
         else:
             implied = TECHNIQUES[self.technique].weight_bits
             if implied and self.quantization not in (None, implied):

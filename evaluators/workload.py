@@ -61,7 +61,7 @@ class EvaluateWorkload:
         return " · ".join([technique.label(), " ".join([task.label(), *extra])])
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
-        return {"techniques": dict(TECHNIQUES), "tasks": dict(TASKS)}
+        return {"techniques": TECHNIQUES, "tasks": TASKS}
 
     def release(self, trial_dir: Path) -> None:
         """Nothing to give back: a trial holds only the resources Tune reserved for it."""

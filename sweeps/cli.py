@@ -246,12 +246,12 @@ def ui(
 
 @app.command("list")
 def list_(
-    what: str = typer.Argument("workloads", help="workloads, or a part a workload offers: techniques, tasks"),
+    what: str = typer.Argument("workloads", help="workloads, or a part a workload offers: techniques, tasks, rewards"),
 ) -> None:
     """Show what is registered: workloads, and their techniques and tasks with parameters."""
-    from sweeps import registry
+    from sweeps.registry import WORKLOADS
 
-    workloads = {name: registry.get(name) for name in sorted(registry.available())}
+    workloads = dict(WORKLOADS.items())
     if what == "workloads":
         table = Table(title="workloads", title_justify="left")
         for column in ("name", "parameters", "description", "offers"):

@@ -380,7 +380,7 @@ def test_sweeps_list_shows_the_training_workloads_and_rewards():
     assert rewards.exit_code == 0, rewards.output
     for name in ("boxed_match", "format", "json_valid", "json_constraints", "length_penalty"):
         assert name in rewards.output
-    assert "(rows need: answer)" in rewards.output
+    assert "1 when the \\boxed{} answer equals the row's answer" in rewards.output
 
 
 def test_cpu_offload_trains_and_checkpoints_under_zero2(tmp_path, tiny_model, sft_data, single_process):

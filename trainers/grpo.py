@@ -8,7 +8,6 @@ base model with the adapter switched off — no second copy of the weights.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -42,12 +41,8 @@ class GRPOParams(TrainParams):
     def check(self) -> list[tuple]:
         problems = super().check()
         if not self.rewards:
-            problems.append(("rewards", f"name at least one reward: {', '.join(sorted(REWARDS))}"))
-        for name in self.rewards:
-            if name not in REWARDS:
-                close = difflib.get_close_matches(name, list(REWARDS), n=1)
-                guess = f" (did you mean {close[0]!r}?)" if close else ""
-                problems.append(("rewards", f"unknown reward {name!r}; accepted: {', '.join(sorted(REWARDS))}{guess}"))
+            problems.append(("rewards", f"name at least one reward: {', '.join(REWARDS.names())}"))
+        problems += [("rewards", REWARDS.unknown(name).text()) for name in self.rewards if name not in REWARDS]
         if self.num_generations < 2:
             problems.append(
                 ("num_generations", f"GRPO compares at least 2 completions per prompt, got {self.num_generations}")

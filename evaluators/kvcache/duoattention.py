@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 
 from evaluators.kvcache.base import (
+    TECHNIQUES,
     HeadSplit,
     KVTechnique,
     LayerView,
     ModelContext,
     positions,
-    register,
     window_attention,
 )
 
@@ -92,7 +92,7 @@ def estimate_gates(context: ModelContext, length: int, samples: int = 3) -> list
     return [[value / samples for value in row] for row in totals]
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class DuoAttention(KVTechnique):
     """Retrieval heads keep everything; streaming heads keep sinks plus recent tokens, ``cache_size`` in all."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evaluators.kvcache.base import KVTechnique, LayerView, register
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView
 from evaluators.kvcache.snapkv import keep_top
 
 #: attention logits computed per chunk of queries, so long prompts never need an L x L matrix
@@ -42,7 +42,7 @@ def accumulated_attention(view: LayerView) -> torch.Tensor:
     return totals
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class H2O(KVTechnique):
     """Keep the ``cache_size − recent_size`` most attended tokens and the ``recent_size`` latest ones."""

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from evaluators.kvcache.base import KVTechnique, LayerView, register, window_attention
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, window_attention
 
 
 def pool_scores(scores: torch.Tensor, pooling: str, kernel_size: int) -> torch.Tensor:
@@ -44,7 +44,7 @@ def keep_top(scores: torch.Tensor, budget: int, length: int, window: int) -> tor
     return torch.cat([top.sort(dim=-1).values, tail], dim=-1)
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class SnapKV(KVTechnique):
     """Keep the window plus the top ``cache_size - window_size`` prefix tokens by window attention."""

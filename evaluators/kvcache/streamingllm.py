@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from evaluators.kvcache.base import KVTechnique, LayerView, positions, register
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, positions
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class StreamingLLM(KVTechnique):
     """Keep the first ``sink_tokens`` and the most recent tokens, ``cache_size`` in all."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from evaluators.scoring import substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import at_least, context_length_problems, depth_problems, depths_of
 from evaluators.tasks.fitting import Fitter
 from evaluators.tasks.haystack import haystack_units, key_word, other_depths, weave
@@ -57,7 +57,7 @@ def _distinct(make, count: int, rng: random.Random, exclude: set[str]) -> list[s
     return out
 
 
-@register
+@TASKS.register
 @dataclass
 class Niah(Task):
     """RULER needle in a haystack (single, multikey, multivalue) at ``needle_depth`` in ``context_length`` tokens."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evaluators.scoring import answer_line, normalize, substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import at_least, context_length_problems, depth_problems, depths_of, file_problems
 from evaluators.tasks.datafiles import Row, pick, read_jsonl
 from evaluators.tasks.fitting import Fitter
@@ -73,7 +73,7 @@ def _place(distractors: list[dict], gold: list[dict], depth: float) -> list[dict
     return [*distractors[:at], *gold, *distractors[at:]]
 
 
-@register
+@TASKS.register
 @dataclass
 class Rag(Task):
     """HELMET RAG (NQ, HotpotQA): answer from passages packed around the gold one to ``context_length``."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.scoring import answer_line, ndcg_at_k
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import at_least, context_length_problems, file_problems
 from evaluators.tasks.datafiles import Row, pick, read_jsonl
 from evaluators.tasks.fitting import Fitter
@@ -73,7 +73,7 @@ def parse_ranking(answer: str) -> list[str]:
     return [piece for piece in pieces if piece and not any(c.isspace() for c in piece)]
 
 
-@register
+@TASKS.register
 @dataclass
 class Rerank(Task):
     """HELMET MS MARCO re-ranking: order the passages by relevance; NDCG@10 of the written ranking."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from evaluators.scoring import substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import at_least, context_length_problems
 from evaluators.tasks.fitting import Fitter
 from evaluators.tasks.haystack import haystack_units, weave
@@ -49,7 +49,7 @@ def _statements(chains: list[list[str]], values: list[str]) -> list[str]:
     return out
 
 
-@register
+@TASKS.register
 @dataclass
 class VariableTracking(Task):
     """RULER variable tracking: name every variable a chain of ``num_hops`` assignments gives one value."""
