@@ -26,11 +26,17 @@ def _default_rewards() -> dict[str, float]:
 class GRPOParams(TrainParams):
     """GRPO trials: the shared parameters, plus sampling and the weighted rewards."""
 
+    #: completions sampled per prompt, compared with each other for the advantages (at least 2)
     num_generations: int = 4
+    #: tokens generated per completion at most
     max_completion_length: int = 64
+    #: weight of the KL penalty against the base model (0: none)
     beta: float = 0.04
+    #: sampling temperature of the completions
     temperature: float = 1.0
+    #: the weight of each reward by name (see sweeps list rewards); a completion's reward is their weighted sum
     rewards: dict[str, float] = field(default_factory=_default_rewards)
+    #: optimizer step size (GRPO's default is lower than SFT's)
     learning_rate: float = 1e-5
 
     kind: ClassVar[str] = "grpo"

@@ -103,10 +103,15 @@ class DuoAttention(KVTechnique):
     # shares a prefill: the head pattern is read or estimated in prepare(), once per model, never
     # while a sample is prefilled; keep() only splits each layer's heads
 
+    #: tokens a streaming head keeps per layer, sinks included (retrieval heads keep all)
     cache_size: int = 320
+    #: first tokens of the prompt every streaming head keeps
     sink_tokens: int = 64
+    #: fraction of the KV heads made streaming: those with the lowest gates
     sparsity: float = 0.5
+    #: a DuoAttention head pattern (full_attention_heads.tsv, or its folder); null: estimate one here
     pattern: str | None = None
+    #: prompt tokens of the synthetic pass-key prompts a pattern is estimated on (without pattern)
     estimate_length: int = 1024
 
     def __post_init__(self) -> None:

@@ -50,9 +50,9 @@ class H2O(KVTechnique):
     name = "h2o"
     label_fields = (("cache_size", "c"), ("recent", "r"))
 
+    #: tokens kept per layer, recent tokens included
     cache_size: int = 1024
-    #: recent tokens kept; null (the default) splits the budget as the H2O paper does: half
-    #: recent tokens (cache_size // 2), half heavy hitters, valid for every cache_size >= 2
+    #: recent tokens kept; null splits the budget in half (cache_size // 2) as the H2O paper does
     recent_size: int | None = None
 
     @property

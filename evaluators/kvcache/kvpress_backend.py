@@ -38,7 +38,9 @@ class KVPress(KVTechnique):
     supports_kv_bits = False  # presses prune the plain cache layers they find
     shares_prefill = False  # the press hooks the model and prunes the one cache it prefills
 
+    #: class name of a kvpress press, e.g. SnapKVPress or ExpectedAttentionPress
     press: str = "SnapKVPress"
+    #: the press's own parameters, e.g. {compression_ratio: 0.5}
     press_args: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> list[tuple]:

@@ -42,6 +42,7 @@ class PyramidKV(SnapKV):
     name = "pyramidkv"
     label_fields = (("window_size", "w"), ("cache_size", "c"), ("pooling", ""))
 
+    #: how steeply budgets fall with depth: the last layer keeps (cache_size - window_size) / beta besides the window
     beta: float = 20.0
 
     def check(self) -> list[tuple[str, str]]:

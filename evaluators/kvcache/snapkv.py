@@ -52,9 +52,13 @@ class SnapKV(KVTechnique):
     name = "snapkv"
     label_fields = (("window_size", "w"), ("cache_size", "c"), ("pooling", ""))
 
+    #: the observation window: the last w prompt tokens, whose attention scores the others (always kept)
     window_size: int = 32
+    #: tokens kept per layer, window included
     cache_size: int = 1024
+    #: how a token's score is smoothed over its neighbours, so kept tokens come in spans
     pooling: Literal["avgpool", "maxpool"] = "avgpool"
+    #: width of that smoothing in tokens (odd; 1: none)
     kernel_size: int = 7
 
     def check(self) -> list[tuple[str, str]]:

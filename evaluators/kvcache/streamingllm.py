@@ -17,7 +17,9 @@ class StreamingLLM(KVTechnique):
     name = "streamingllm"
     label_fields = (("cache_size", "c"), ("sink_tokens", "s"))
 
+    #: tokens kept per layer, sinks included
     cache_size: int = 1024
+    #: first tokens of the prompt always kept (attention sinks)
     sink_tokens: int = 4
 
     def check(self) -> list[tuple[str, str]]:

@@ -41,6 +41,7 @@ class ExtractiveQA(Task):
     max_new_tokens = 32
     metrics = ("f1", "exact_match")
 
+    #: a JSON Lines file of passages (context), questions and answers, SQuAD style
     data: str
 
     def check(self) -> list[tuple[str, str]]:

@@ -63,7 +63,9 @@ class HtmlToTsv(Task):
     label_fields = ("length",)
     metrics = ("f1", "precision", "recall")
 
+    #: LongProc's data folder (the one holding html_to_tsv/)
     data_dir: str
+    #: the expected output's length, as LongProc names its files; it sets the generation budget
     length: Literal["0.5k", "2k", "8k"] = "0.5k"
 
     @property

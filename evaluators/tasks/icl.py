@@ -89,8 +89,11 @@ class Icl(Task):
     max_new_tokens = 20
     metrics = ("accuracy",)
 
+    #: the folder holding icl/ with the datasets' JSON Lines files
     data_dir: str
+    #: the label set: banking77 (77 intents) or clinic150 (150 intents)
     dataset: Literal["banking77", "clinic150"] = "banking77"
+    #: tokens of the whole prompt as rendered, filled with label-balanced demonstrations
     context_length: int = 8192
 
     @property

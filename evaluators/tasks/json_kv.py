@@ -47,7 +47,9 @@ class JsonKV(Task):
     name = "json_kv"
     max_new_tokens = 64
 
+    #: tokens of the whole prompt as rendered (chat template included) that the context is sized to
     context_length: int = 4096
+    #: where the asked key sits in the object, 0 (start) to 1 (end); a list is spread over the samples
     needle_depth: float | list[float] = field(default=0.5)
 
     def check(self) -> list[tuple[str, str]]:

@@ -52,6 +52,7 @@ class JsonOutput(Task):
     metrics = ("validity_rate", "violation_rate", "score")
     lower_is_better = ("violation_rate",)
 
+    #: a JSON Lines file of instructions, JSON schemas and optional constraints and gold values
     data: str
 
     def check(self) -> list[tuple[str, str]]:

@@ -46,6 +46,7 @@ class MathBoxed(Task):
     metrics = ("accuracy", "abs_error")
     lower_is_better = ("abs_error",)
 
+    #: a JSON Lines file of questions (or problems) with an answer: a number or LaTeX
     data: str
 
     def check(self) -> list[tuple[str, str]]:

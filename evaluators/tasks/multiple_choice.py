@@ -97,6 +97,7 @@ class MultipleChoice(Task):
     max_new_tokens = 32
     metrics = ("accuracy",)
 
+    #: a JSON Lines file of questions with choices and a gold label (ARC), or a boolean answer (BoolQ)
     data: str
 
     def check(self) -> list[tuple[str, str]]:

@@ -36,7 +36,9 @@ class Passkey(Task):
     name = "passkey"
     max_new_tokens = 12
 
+    #: tokens of the whole prompt as rendered (chat template included) that the context is sized to
     context_length: int = 1024
+    #: where the key sits in the filler, 0 (start) to 1 (end); a list is spread over the samples
     needle_depth: float | list[float] = field(default=0.5)
 
     @property

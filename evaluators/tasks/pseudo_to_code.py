@@ -96,7 +96,9 @@ class PseudoToCode(Task):
     label_fields = ("length",)
     metrics = ("accuracy",)
 
+    #: LongProc's data folder (the one holding pseudo_to_code/)
     data_dir: str
+    #: the expected output's length, as LongProc names its files; it sets the generation budget
     length: Literal["0.5k", "2k"] = "0.5k"
 
     @property

@@ -83,10 +83,15 @@ class Rerank(Task):
     max_new_tokens = 200
     metrics = ("ndcg_at_10",)
 
+    #: HELMET's data folder (the one holding msmarco/)
     data_dir: str
+    #: tokens of the whole prompt as rendered, filled with unlabelled passages besides the relevant ones
     context_length: int = 8192
+    #: demonstrations (other queries, ranked) before the query
     shots: int = 2
+    #: a queries file to use instead of HELMET's (absolute, or relative to data_dir)
     test_file: str = ""
+    #: a demonstrations file to use instead of HELMET's (absolute, or relative to data_dir)
     demo_file: str = ""
 
     @property

@@ -65,7 +65,9 @@ class TravelPlanning(Task):
     label_fields = ("length",)
     metrics = ("accuracy", "plan_valid")
 
+    #: LongProc's data folder (the one holding travel_planning/)
     data_dir: str
+    #: the expected output's length, as LongProc names its files; it sets the generation budget
     length: Literal["2k", "8k"] = "2k"
 
     @property

@@ -57,9 +57,13 @@ class VariableTracking(Task):
     name = "variable_tracking"
     max_new_tokens = 64
 
+    #: tokens of the whole prompt as rendered (chat template included) that the context is sized to
     context_length: int = 4096
+    #: chains of assignments hidden in the filler; the first one is asked for
     num_chains: int = 1
+    #: assignments per chain, each passing the value on to a new variable
     num_hops: int = 4
+    #: the filler: repeat (one passage repeated) or prose (varied sentences)
     haystack: Literal["repeat", "prose"] = "repeat"
 
     def check(self) -> list[tuple[str, str]]:
