@@ -21,29 +21,40 @@ from evaluators.tasks import TASKS, Task
 class EvaluateConfig:
     """What to evaluate and how: the model, task and technique by name, and decoding settings."""
 
+    #: Hugging Face folder or hub id, a .gguf file (converted once), or smollm2-135m-instruct
     model: str
+    #: the task to evaluate on (see sweeps list tasks)
     task: str
+    #: the KV-cache technique (see sweeps list techniques); baseline keeps the full cache
     technique: str = "baseline"
+    #: auto applies the tokenizer's chat template when it has one; on requires one; off is flagged for chat models
     chat_template: Literal["auto", "on", "off"] = "auto"
+    #: samples per trial, generated or drawn deterministically from seed
     samples: int = 10
+    #: seed of the samples, so every trial of a sweep sees the same ones
     seed: int = 0
+    #: tokens to generate per sample (null: the task's own budget)
     max_new_tokens: int | None = None
+    #: weights' dtype; auto is bfloat16 on GPUs and float32 on CPUs
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    #: compress the whole prompt, question included (as HELMET does); false compresses only the context
     query_aware: bool = True
+    #: weights in 8-bit (LLM.int8) or 4-bit (NF4) through bitsandbytes, with any technique (null: unquantized)
     quantization: Literal[4, 8] | None = None
+    #: store the KV cache quantized to 2, 4 or 8 bits (hqq backend; null: unquantized)
     kv_bits: Literal[2, 4, 8] | None = None
-    #: trials that share a prefill decode together as one padded batch where their caches allow;
-    #: false decodes each on its own (batched bf16/fp16 reductions on a GPU may differ in low bits)
+    #: trials sharing a prefill decode together as one padded batch where their caches allow; false:
+    #: each on its own (batched bf16/fp16 reductions on a GPU may differ from decoding alone in low bits)
     batch_decode: bool = True
-    #: a credential: kept out of the repr, so no log line or traceback shows it
-    hf_token: str | None = field(default=None, repr=False)
+    #: token for gated models (prefer the HF_TOKEN variable); never shown, logged or stored
+    hf_token: str | None = field(default=None, repr=False)  # out of the repr, so no log line shows it
 
     def check(self) -> list[tuple]:
         problems: list[tuple] = []
         if self.task not in TASKS:
-            problems.append(("task", "unknown task", sorted(TASKS)))
+            problems.append(("task", "unknown task", TASKS.names()))
         if self.technique not in TECHNIQUES:
-            problems.append(("technique", "unknown technique", sorted(TECHNIQUES)))
+            problems.append(("technique", "unknown technique", TECHNIQUES.names()))
         else:
             implied = TECHNIQUES[self.technique].weight_bits
             if implied and self.quantization not in (None, implied):

@@ -61,7 +61,7 @@ class EvaluateWorkload:
         return " · ".join([technique.label(), " ".join([task.label(), *extra])])
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
-        return {"techniques": dict(TECHNIQUES), "tasks": dict(TASKS)}
+        return {"techniques": TECHNIQUES, "tasks": TASKS}
 
     def group_key(self, params: Mapping[str, object]) -> str | None:
         """Trials that differ only in compression share each sample's prefill (a technique may opt out)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -15,6 +15,7 @@ from rich.text import Text
 
 from sweeps import spec as spec_module
 from sweeps.errors import FieldError, SpecError, bad_choice, describe
+from sweeps.fielddocs import Parameter, parameters, summary
 from sweeps.groups import describe as describe_groups
 from sweeps.plan import Plan, make_plan
 from sweeps.secrets import REDACTED, fill_from_env, secret_leaves
@@ -266,45 +267,41 @@ def ui(
 
 @app.command("list")
 def list_(
-    what: str = typer.Argument("workloads", help="workloads, or a part a workload offers: techniques, tasks"),
+    what: str = typer.Argument("workloads", help="workloads, or a part a workload offers: techniques, tasks, rewards"),
 ) -> None:
-    """Show what is registered: workloads, and their techniques and tasks with parameters."""
-    from sweeps import registry
+    """Show what is registered: workloads and the parts they offer, each parameter with type, default and meaning."""
+    from sweeps.registry import WORKLOADS
 
-    workloads = {name: registry.get(name) for name in sorted(registry.available())}
+    workloads = dict(WORKLOADS.items())
     if what == "workloads":
-        table = Table(title="workloads", title_justify="left")
-        for column in ("name", "parameters", "description", "offers"):
-            table.add_column(column)
         for name, workload in workloads.items():
-            own = ", ".join(filter(None, (_describe_fields(schema) for schema in workload.schemas({}))))
-            table.add_row(name, own, workload.description, ", ".join(workload.catalog()))
-        console.print(table)
+            offers = ", ".join(f"sweeps list {section}" for section in workload.catalog())
+            params = [p for schema in workload.schemas({}) for p in parameters(schema)]
+            _print_part(name, workload.description + (f" (see also: {offers})" if offers else ""), params)
         return
     sections = {s: parts for w in workloads.values() for s, parts in w.catalog().items()}
     if what not in sections:
         raise SpecError([bad_choice("list", what, ["workloads", *sorted(sections)])])
-    table = Table(title=what, title_justify="left")
-    for column in ("name", "parameters", "description"):
-        table.add_column(column)
-    for name, cls in sorted(sections[what].items()):
-        summary = (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")
-        table.add_row(name, _describe_fields(cls), summary)
+    for name, part in sorted(sections[what].items()):
+        _print_part(name, summary(part), parameters(part))
+
+
+def _print_part(name: str, about: str, params: list[Parameter]) -> None:
+    """One registered part: its name and what it is, then a row per parameter (type, default, help)."""
+    console.print(Text.assemble((name, "bold cyan"), "  ", about), soft_wrap=False)
+    if not params:
+        console.print(Text("  no parameters of its own", style="dim"))
+        console.print()
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=True)
+    table.add_column("parameter", style="bold", no_wrap=True)
+    table.add_column("type", style="green", max_width=24)
+    table.add_column("default", max_width=20)
+    table.add_column("help", ratio=1)
+    for p in params:
+        table.add_row(Text(p.name), Text(p.type), Text(p.default), Text(p.help))
     console.print(table)
-
-
-def _describe_fields(cls: type) -> str:
-    if not dataclasses.is_dataclass(cls):
-        return ""
-    out = []
-    for f in dataclasses.fields(cls):
-        default = (
-            f.default
-            if f.default is not dataclasses.MISSING
-            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
-        )
-        out.append(f"{f.name}={default}")
-    return ", ".join(out)
+    console.print()
 
 
 def _print_error(text: str) -> None:

@@ -97,7 +97,11 @@ class FieldError:
     names_part: bool = False
 
     def render(self) -> str:
-        text = f"{shorten(self.path, 200)}: {shorten(self.message, MAX_PART)}"
+        return f"{shorten(self.path, 200)}: {self.text()}"
+
+    def text(self) -> str:
+        """The problem without its place, for a schema's ``check()`` that reports it at a field of its own."""
+        text = shorten(self.message, MAX_PART)
         if self.accepted:
             text += f"; accepted: {shorten(self.accepted, MAX_PART)}"
         if self.hint:
@@ -134,6 +138,10 @@ class SpecError(Exception):
         self.errors = merge(errors)
         self.source = source
         super().__init__(self.render())
+
+    def __reduce__(self) -> tuple:
+        """Rebuilt from its problems, so an error raised in a Ray worker reaches the driver intact."""
+        return type(self), (self.errors, self.source)
 
     def render(self) -> str:
         where = f" in {self.source}" if self.source else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -133,9 +134,11 @@ def test_list_shows_what_is_registered_with_parameters():
     techniques = runner.invoke(cli.app, ["list", "techniques"])
     assert techniques.exit_code == 0
     assert all(name in techniques.output for name in TECHNIQUES)
-    assert "window_size=32" in techniques.output and "sparsity=0.5" in techniques.output
+    # each parameter: name, type, default, then its help
+    assert re.search(r"window_size +int +32 +the observation window", techniques.output)
+    assert re.search(r"sparsity +float +0\.5 +fraction of the KV heads", techniques.output)
     workloads = runner.invoke(cli.app, ["list", "workloads"])
-    assert "evaluate" in workloads.output and "model=required" in workloads.output
+    assert "evaluate" in workloads.output and re.search(r"\bmodel +str +required +Hugging Face", workloads.output)
     assert "passkey" in runner.invoke(cli.app, ["list", "tasks"]).output
     wrong = runner.invoke(cli.app, ["list", "techniqes"])
     assert isinstance(wrong.exception, SpecError) and "did you mean 'techniques'?" in wrong.exception.render()

@@ -2,7 +2,8 @@
 
 ``trainers.workload`` is what the sweep core sees (entry points ``sft`` and ``grpo``);
 ``trainers.trainable`` is a trial's driver, ``trainers.worker``/``trainers.run`` what each
-Ray Train worker runs. Scoring comes from ``evaluators``; nothing here imports ``sweeps``.
+Ray Train worker runs. Scoring comes from ``evaluators``; of ``sweeps``, only its dependency-free
+``sweeps.registry`` (how rewards are registered) is imported.
 """
 
 from evaluators.quiet import quiet_bitsandbytes_import

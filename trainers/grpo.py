@@ -8,7 +8,6 @@ base model with the adapter switched off — no second copy of the weights.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,11 +26,17 @@ def _default_rewards() -> dict[str, float]:
 class GRPOParams(TrainParams):
     """GRPO trials: the shared parameters, plus sampling and the weighted rewards."""
 
+    #: completions sampled per prompt, compared with each other for the advantages (at least 2)
     num_generations: int = 4
+    #: tokens generated per completion at most
     max_completion_length: int = 64
+    #: weight of the KL penalty against the base model (0: none)
     beta: float = 0.04
+    #: sampling temperature of the completions
     temperature: float = 1.0
+    #: the weight of each reward by name (see sweeps list rewards); a completion's reward is their weighted sum
     rewards: dict[str, float] = field(default_factory=_default_rewards)
+    #: optimizer step size (GRPO's default is lower than SFT's)
     learning_rate: float = 1e-5
 
     kind: ClassVar[str] = "grpo"
@@ -42,12 +47,8 @@ class GRPOParams(TrainParams):
     def check(self) -> list[tuple]:
         problems = super().check()
         if not self.rewards:
-            problems.append(("rewards", f"name at least one reward: {', '.join(sorted(REWARDS))}"))
-        for name in self.rewards:
-            if name not in REWARDS:
-                close = difflib.get_close_matches(name, list(REWARDS), n=1)
-                guess = f" (did you mean {close[0]!r}?)" if close else ""
-                problems.append(("rewards", f"unknown reward {name!r}; accepted: {', '.join(sorted(REWARDS))}{guess}"))
+            problems.append(("rewards", f"name at least one reward: {', '.join(REWARDS.names())}"))
+        problems += [("rewards", REWARDS.unknown(name).text()) for name in self.rewards if name not in REWARDS]
         if self.num_generations < 2:
             problems.append(
                 ("num_generations", f"GRPO compares at least 2 completions per prompt, got {self.num_generations}")

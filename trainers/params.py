@@ -21,41 +21,62 @@ ANSWER_FORMATS = ("boxed", "json")
 class TrainParams:
     """What to fine-tune on which data, how long, on how many workers, with which adapter."""
 
+    #: hub id, local folder, GGUF file, or smollm2-135m-instruct
     model: str
+    #: a JSON Lines file of training rows (messages, or prompt and completion; GRPO: prompt and gold fields)
     dataset: str
+    #: fraction of the rows held out for evaluation, split deterministically by seed
     eval_fraction: float = 0.1
+    #: optimizer steps to train for (give this or epochs)
     max_steps: int | None = None
+    #: passes over the training rows (give this or max_steps; neither: one epoch)
     epochs: float | None = None
     #: examples (SFT) or completions (GRPO) per worker per step
     batch_size: int = 4
+    #: steps whose gradients are accumulated into one optimizer step
     grad_accum: int = 1
+    #: optimizer step size
     learning_rate: float = 2e-4
     #: Ray Train workers per trial; each gets the sweep file's ``resources``
     num_workers: int = 1
+    #: DeepSpeed ZeRO stage: what the workers partition (1: optimizer state, 2: and gradients, 3: and weights)
     zero_stage: Literal[0, 1, 2, 3] = 2
+    #: keep the optimizer state (and at stage 3 the weights) on the CPU; needs a ZeRO stage of 1 or more
     offload: bool = False
+    #: LoRA rank
     lora_r: int = 16
+    #: LoRA scaling numerator: the adapter's update is scaled by lora_alpha / lora_r
     lora_alpha: int = 32
+    #: dropout on the adapter's input
     lora_dropout: float = 0.05
     #: ``auto`` (by architecture), or the names of the linear layers to adapt
     target_modules: str | list[str] = "auto"
+    #: 4: QLoRA, the base weights in NF4 through bitsandbytes; null: full-precision base weights
     quantization: Literal[4] | None = None
+    #: steps between checkpoints, which a resumed trial continues from
     save_steps: int = 50
     #: steps between evaluations of the held-out loss (default: save_steps)
     eval_steps: int | None = None
+    #: steps between logged training metrics
     logging_steps: int = 1
+    #: tokens of an SFT example at most; longer ones are cut
     max_length: int = 512
     #: tokens generated per held-out prompt in the post-training evaluation
     max_new_tokens: int = 64
+    #: how answers are written, for the evaluation and the rewards: boxed (\boxed{}) or json
     answer_format: Literal["boxed", "json"] = "boxed"
+    #: auto applies the tokenizer's chat template when it has one; on requires one; off renders plain text
     chat_template: Literal["auto", "on", "off"] = "auto"
     #: also evaluate the base model before training (reported as ``base_eval_*``)
     eval_base_model: bool = False
+    #: recompute activations in the backward pass, trading time for memory
     gradient_checkpointing: bool = False
+    #: seed of the held-out split, the adapter's initialization and the data order
     seed: int = 0
+    #: weights' dtype; auto is bfloat16 on GPUs and float32 on CPUs
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    #: a credential: kept out of the repr, so no log line or traceback shows it
-    hf_token: str | None = field(default=None, repr=False)
+    #: token for gated models (prefer the HF_TOKEN variable); never shown, logged or stored
+    hf_token: str | None = field(default=None, repr=False)  # out of the repr, so no log line shows it
 
     #: the JSONL kind this trainer reads (``sft`` or ``grpo``)
     kind: ClassVar[str] = "sft"

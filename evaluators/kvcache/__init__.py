@@ -10,6 +10,6 @@ from evaluators.kvcache import (  # noqa: F401  (registration)
     streamingllm,
     weights,
 )
-from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, register
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView
 
-__all__ = ["TECHNIQUES", "KVTechnique", "LayerView", "register"]
+__all__ = ["TECHNIQUES", "KVTechnique", "LayerView"]

@@ -15,15 +15,11 @@ from typing import ClassVar
 
 import torch
 
-TECHNIQUES: dict[str, type[KVTechnique]] = {}
+from sweeps.registry import Registry
 
-
-def register(cls: type[KVTechnique]) -> type[KVTechnique]:
-    """Class decorator: make a technique available under its ``name``."""
-    if cls.name in TECHNIQUES:
-        raise ValueError(f"technique {cls.name!r} is registered twice")
-    TECHNIQUES[cls.name] = cls
-    return cls
+#: every technique by its ``name``: ``@TECHNIQUES.register`` adds one, and other packages add
+#: theirs through the entry-point group ``evaluators.techniques``
+TECHNIQUES: Registry[type[KVTechnique]] = Registry("technique", group="evaluators.techniques")
 
 
 @dataclass

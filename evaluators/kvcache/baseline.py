@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluators.kvcache.base import KVTechnique, register
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class Baseline(KVTechnique):
     """Keeps every token of every layer."""

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 
 from evaluators.kvcache.base import (
+    TECHNIQUES,
     HeadSplit,
     KVTechnique,
     LayerView,
     ModelContext,
     positions,
-    register,
     window_attention,
 )
 
@@ -92,7 +92,7 @@ def estimate_gates(context: ModelContext, length: int, samples: int = 3) -> list
     return [[value / samples for value in row] for row in totals]
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class DuoAttention(KVTechnique):
     """Retrieval heads keep everything; streaming heads keep sinks plus recent tokens, ``cache_size`` in all."""
@@ -103,10 +103,15 @@ class DuoAttention(KVTechnique):
     # shares a prefill: the head pattern is read or estimated in prepare(), once per model, never
     # while a sample is prefilled; keep() only splits each layer's heads
 
+    #: tokens a streaming head keeps per layer, sinks included (retrieval heads keep all)
     cache_size: int = 320
+    #: first tokens of the prompt every streaming head keeps
     sink_tokens: int = 64
+    #: fraction of the KV heads made streaming: those with the lowest gates
     sparsity: float = 0.5
+    #: a DuoAttention head pattern (full_attention_heads.tsv, or its folder); null: estimate one here
     pattern: str | None = None
+    #: prompt tokens of the synthetic pass-key prompts a pattern is estimated on (without pattern)
     estimate_length: int = 1024
 
     def __post_init__(self) -> None:

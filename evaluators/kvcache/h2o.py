@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evaluators.kvcache.base import KVTechnique, LayerView, register
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView
 from evaluators.kvcache.snapkv import keep_top
 
 #: attention logits computed per chunk of queries, so long prompts never need an L x L matrix
@@ -42,7 +42,7 @@ def accumulated_attention(view: LayerView) -> torch.Tensor:
     return totals
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class H2O(KVTechnique):
     """Keep the ``cache_size − recent_size`` most attended tokens and the ``recent_size`` latest ones."""
@@ -50,9 +50,9 @@ class H2O(KVTechnique):
     name = "h2o"
     label_fields = (("cache_size", "c"), ("recent", "r"))
 
+    #: tokens kept per layer, recent tokens included
     cache_size: int = 1024
-    #: recent tokens kept; null (the default) splits the budget as the H2O paper does: half
-    #: recent tokens (cache_size // 2), half heavy hitters, valid for every cache_size >= 2
+    #: recent tokens kept; null splits the budget in half (cache_size // 2) as the H2O paper does
     recent_size: int | None = None
 
     @property

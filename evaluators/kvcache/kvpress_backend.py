@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluators.kvcache.base import KVTechnique, register
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique
 
 MISSING = (
     "technique kvpress needs the kvpress package: pip install 'llm-sweeps[kvpress]' "
@@ -29,7 +29,7 @@ def available_presses() -> dict[str, type]:
     return {name: obj for name, obj in vars(kvpress).items() if name.endswith("Press") and isinstance(obj, type)}
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class KVPress(KVTechnique):
     """A kvpress press by class name, with its parameters in ``press_args``."""
@@ -38,7 +38,9 @@ class KVPress(KVTechnique):
     supports_kv_bits = False  # presses prune the plain cache layers they find
     shares_prefill = False  # the press hooks the model and prunes the one cache it prefills
 
+    #: class name of a kvpress press, e.g. SnapKVPress or ExpectedAttentionPress
     press: str = "SnapKVPress"
+    #: the press's own parameters, e.g. {compression_ratio: 0.5}
     press_args: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> list[tuple]:

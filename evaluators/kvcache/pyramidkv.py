@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evaluators.kvcache.base import LayerView, register
+from evaluators.kvcache.base import TECHNIQUES, LayerView
 from evaluators.kvcache.snapkv import SnapKV, keep_top
 
 
@@ -34,7 +34,7 @@ def pyramid_budgets(cache_size: int, window_size: int, num_layers: int, beta: fl
     return [window_size + f for f in floors]
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class PyramidKV(SnapKV):
     """SnapKV scoring, with per-layer budgets shrinking linearly with depth (mean ``cache_size``)."""
@@ -42,6 +42,7 @@ class PyramidKV(SnapKV):
     name = "pyramidkv"
     label_fields = (("window_size", "w"), ("cache_size", "c"), ("pooling", ""))
 
+    #: how steeply budgets fall with depth: the last layer keeps (cache_size - window_size) / beta besides the window
     beta: float = 20.0
 
     def check(self) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from evaluators.kvcache.base import KVTechnique, LayerView, register, window_attention
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, window_attention
 
 
 def pool_scores(scores: torch.Tensor, pooling: str, kernel_size: int) -> torch.Tensor:
@@ -44,7 +44,7 @@ def keep_top(scores: torch.Tensor, budget: int, length: int, window: int) -> tor
     return torch.cat([top.sort(dim=-1).values, tail], dim=-1)
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class SnapKV(KVTechnique):
     """Keep the window plus the top ``cache_size - window_size`` prefix tokens by window attention."""
@@ -52,9 +52,13 @@ class SnapKV(KVTechnique):
     name = "snapkv"
     label_fields = (("window_size", "w"), ("cache_size", "c"), ("pooling", ""))
 
+    #: the observation window: the last w prompt tokens, whose attention scores the others (always kept)
     window_size: int = 32
+    #: tokens kept per layer, window included
     cache_size: int = 1024
+    #: how a token's score is smoothed over its neighbours, so kept tokens come in spans
     pooling: Literal["avgpool", "maxpool"] = "avgpool"
+    #: width of that smoothing in tokens (odd; 1: none)
     kernel_size: int = 7
 
     def check(self) -> list[tuple[str, str]]:

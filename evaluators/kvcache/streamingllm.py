@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from evaluators.kvcache.base import KVTechnique, LayerView, positions, register
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, positions
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class StreamingLLM(KVTechnique):
     """Keep the first ``sink_tokens`` and the most recent tokens, ``cache_size`` in all."""
@@ -17,7 +17,9 @@ class StreamingLLM(KVTechnique):
     name = "streamingllm"
     label_fields = (("cache_size", "c"), ("sink_tokens", "s"))
 
+    #: tokens kept per layer, sinks included
     cache_size: int = 1024
+    #: first tokens of the prompt always kept (attention sinks)
     sink_tokens: int = 4
 
     def check(self) -> list[tuple[str, str]]:

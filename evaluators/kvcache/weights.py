@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluators.kvcache.base import KVTechnique, register
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class Int8(KVTechnique):
     """Full cache; weights in LLM.int8 (bitsandbytes 8-bit)."""
@@ -21,7 +21,7 @@ class Int8(KVTechnique):
     weight_bits = 8
 
 
-@register
+@TECHNIQUES.register
 @dataclass
 class Int4(KVTechnique):
     """Full cache; weights in NF4 (bitsandbytes 4-bit)."""

@@ -16,6 +16,6 @@ from evaluators.tasks import (  # noqa: F401  (registration)
     travel_planning,
     variable_tracking,
 )
-from evaluators.tasks.base import TASKS, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, Sample, Scored, Task
 
-__all__ = ["TASKS", "Sample", "Scored", "Task", "register"]
+__all__ = ["TASKS", "Sample", "Scored", "Task"]

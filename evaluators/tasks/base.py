@@ -6,19 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-TASKS: dict[str, type[Task]] = {}
+from sweeps.registry import Registry
+
+#: every task by its ``name``: ``@TASKS.register`` adds one, and other packages add theirs
+#: through the entry-point group ``evaluators.tasks``
+TASKS: Registry[type[Task]] = Registry("task", group="evaluators.tasks")
 
 #: ``prompt_length(context, question, answer_prefix) -> tokens`` of the fully rendered
 #: prompt, so that tasks can size synthetic contexts to a target length under any template.
 PromptLength = Callable[[str, str, str], int]
-
-
-def register(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task available under its ``name``."""
-    if cls.name in TASKS:
-        raise ValueError(f"task {cls.name!r} is registered twice")
-    TASKS[cls.name] = cls
-    return cls
 
 
 @dataclass

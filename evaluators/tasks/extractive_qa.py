@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evaluators.scoring import answer_line, exact_match, f1
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.datafiles import Row
 from evaluators.tasks.posttrain_files import data_problems, rows, sample_id
 
@@ -32,7 +32,7 @@ def gold_answers(row: Row) -> list[str]:
     return texts
 
 
-@register
+@TASKS.register
 @dataclass
 class ExtractiveQA(Task):
     """SQuAD-style extractive QA over a passage: token F1 and exact match."""
@@ -41,6 +41,7 @@ class ExtractiveQA(Task):
     max_new_tokens = 32
     metrics = ("f1", "exact_match")
 
+    #: a JSON Lines file of passages (context), questions and answers, SQuAD style
     data: str
 
     def check(self) -> list[tuple[str, str]]:

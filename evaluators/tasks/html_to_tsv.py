@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from evaluators.scoring import normalize
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import file_problems
 from evaluators.tasks.datafiles import Row, pick, read_json_list
 from evaluators.tasks.longproc_files import OUTPUT_TOKENS, fill, load_prompt, split_prompt
@@ -54,7 +54,7 @@ def parse_table(text: str) -> tuple[list[str], list[tuple[str, ...]]]:
     return header, [tuple(_cell(c) for c in row) if len(row) == width else (_cell("N/A"),) * width for row in rows]
 
 
-@register
+@TASKS.register
 @dataclass
 class HtmlToTsv(Task):
     """LongProc HTML to TSV: the listed items of a web page as TSV rows; F1 over rows."""
@@ -63,7 +63,9 @@ class HtmlToTsv(Task):
     label_fields = ("length",)
     metrics = ("f1", "precision", "recall")
 
+    #: LongProc's data folder (the one holding html_to_tsv/)
     data_dir: str
+    #: the expected output's length, as LongProc names its files; it sets the generation budget
     length: Literal["0.5k", "2k", "8k"] = "0.5k"
 
     @property

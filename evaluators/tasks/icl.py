@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from evaluators.scoring import accuracy, answer_line
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import context_length_problems, file_problems
 from evaluators.tasks.datafiles import Row, read_jsonl
 from evaluators.tasks.fitting import Fitter
@@ -78,7 +78,7 @@ def balanced(examples: list[Example], rng: random.Random, repeat: bool) -> Itera
             position[label] += 1
 
 
-@register
+@TASKS.register
 @dataclass
 class Icl(Task):
     """HELMET many-shot ICL (Banking77, Clinic150): label balanced demonstrations filling ``context_length``."""
@@ -89,8 +89,11 @@ class Icl(Task):
     max_new_tokens = 20
     metrics = ("accuracy",)
 
+    #: the folder holding icl/ with the datasets' JSON Lines files
     data_dir: str
+    #: the label set: banking77 (77 intents) or clinic150 (150 intents)
     dataset: Literal["banking77", "clinic150"] = "banking77"
+    #: tokens of the whole prompt as rendered, filled with label-balanced demonstrations
     context_length: int = 8192
 
     @property

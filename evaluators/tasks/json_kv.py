@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from evaluators.scoring import substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import context_length_problems, depth_problems, depths_of
 from evaluators.tasks.fitting import Fitter
 from evaluators.tasks.haystack import Units
@@ -39,7 +39,7 @@ def _question(key: str) -> str:
     return f'{INSTRUCTION}\n\nKey: "{key}"'
 
 
-@register
+@TASKS.register
 @dataclass
 class JsonKV(Task):
     """HELMET JSON key-value recall: the value of the UUID key at ``needle_depth`` in a JSON object."""
@@ -47,7 +47,9 @@ class JsonKV(Task):
     name = "json_kv"
     max_new_tokens = 64
 
+    #: tokens of the whole prompt as rendered (chat template included) that the context is sized to
     context_length: int = 4096
+    #: where the asked key sits in the object, 0 (start) to 1 (end); a list is spread over the samples
     needle_depth: float | list[float] = field(default=0.5)
 
     def check(self) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.constraints import Constraint
 from evaluators.tasks.datafiles import Row
 from evaluators.tasks.json_checks import check_json, parse_constraints, schema_problem
@@ -42,7 +42,7 @@ def _constraints(row: Row) -> list[Constraint]:
         raise row.error(f"constraints{exc}") from None
 
 
-@register
+@TASKS.register
 @dataclass
 class JsonOutput(Task):
     """JSON output checked against a schema and numeric constraints: validity, violation rate, score."""
@@ -52,6 +52,7 @@ class JsonOutput(Task):
     metrics = ("validity_rate", "violation_rate", "score")
     lower_is_better = ("violation_rate",)
 
+    #: a JSON Lines file of instructions, JSON schemas and optional constraints and gold values
     data: str
 
     def check(self) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evaluators.scoring import extract_boxed, final_answer, math_answers_equal, math_number
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.datafiles import Row
 from evaluators.tasks.posttrain_files import data_problems, rows, sample_id
 
@@ -36,7 +36,7 @@ def gold_answer(row: Row) -> str:
     return text
 
 
-@register
+@TASKS.register
 @dataclass
 class MathBoxed(Task):
     """Math answered in \\boxed{}: accuracy (numeric where possible) and absolute error."""
@@ -46,6 +46,7 @@ class MathBoxed(Task):
     metrics = ("accuracy", "abs_error")
     lower_is_better = ("abs_error",)
 
+    #: a JSON Lines file of questions (or problems) with an answer: a number or LaTeX
     data: str
 
     def check(self) -> list[tuple[str, str]]:

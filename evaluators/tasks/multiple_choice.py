@@ -21,7 +21,7 @@ import string
 from dataclasses import dataclass
 
 from evaluators.scoring import accuracy, extract_boxed, normalize
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.datafiles import Row
 from evaluators.tasks.posttrain_files import data_problems, rows, sample_id
 
@@ -88,7 +88,7 @@ def extract_label(answer: str, labels: list[str], texts: list[str]) -> str | Non
     return named[0] if len(named) == 1 else None
 
 
-@register
+@TASKS.register
 @dataclass
 class MultipleChoice(Task):
     """Multiple choice (ARC) and yes/no (BoolQ) questions: accuracy of the extracted label."""
@@ -97,6 +97,7 @@ class MultipleChoice(Task):
     max_new_tokens = 32
     metrics = ("accuracy",)
 
+    #: a JSON Lines file of questions with choices and a gold label (ARC), or a boolean answer (BoolQ)
     data: str
 
     def check(self) -> list[tuple[str, str]]:

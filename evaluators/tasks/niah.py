@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from evaluators.scoring import substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import at_least, context_length_problems, depth_problems, depths_of
 from evaluators.tasks.fitting import Fitter
 from evaluators.tasks.haystack import haystack_units, key_word, other_depths, weave
@@ -57,7 +57,7 @@ def _distinct(make, count: int, rng: random.Random, exclude: set[str]) -> list[s
     return out
 
 
-@register
+@TASKS.register
 @dataclass
 class Niah(Task):
     """RULER needle in a haystack (single, multikey, multivalue) at ``needle_depth`` in ``context_length`` tokens."""
@@ -66,11 +66,17 @@ class Niah(Task):
     label_fields = ("variant",)
     max_new_tokens = 64
 
+    #: tokens of the whole prompt as rendered (chat template included) that the context is sized to
     context_length: int = 4096
+    #: single: one needle; multikey: num_keys needles, one asked for; multivalue: num_values under one key
     variant: Literal["single", "multikey", "multivalue"] = "single"
+    #: needles with different keys (multikey)
     num_keys: int = 4
+    #: numbers sharing the asked key, all to be returned (multivalue)
     num_values: int = 4
+    #: where the asked needle sits, 0 (start) to 1 (end); a list is spread over the samples
     needle_depth: float | list[float] = field(default=0.5)
+    #: the filler: prose (varied sentences), repeat (one passage repeated) or needles (distractor needles)
     haystack: Literal["prose", "repeat", "needles"] = "prose"
 
     def check(self) -> list[tuple[str, str]]:

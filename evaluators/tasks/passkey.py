@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from evaluators.scoring import substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.fitting import Fitter
 
 FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
@@ -28,7 +28,7 @@ def _context(units: int, depth: float, key: str) -> str:
     return FILLER * before + _needle(key) + FILLER * (units - before)
 
 
-@register
+@TASKS.register
 @dataclass
 class Passkey(Task):
     """Find a 5-digit pass key hidden at ``needle_depth`` in ``context_length`` tokens of filler."""
@@ -36,7 +36,9 @@ class Passkey(Task):
     name = "passkey"
     max_new_tokens = 12
 
+    #: tokens of the whole prompt as rendered (chat template included) that the context is sized to
     context_length: int = 1024
+    #: where the key sits in the filler, 0 (start) to 1 (end); a list is spread over the samples
     needle_depth: float | list[float] = field(default=0.5)
 
     @property

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import file_problems
 from evaluators.tasks.datafiles import Row, pick, read_json_list
 from evaluators.tasks.longproc_files import OUTPUT_TOKENS, fill, load_prompt, split_prompt
@@ -87,7 +87,7 @@ def run_testcases(code: str, testcases: list[tuple[list[str], list[str]]]) -> tu
     return True, {}
 
 
-@register
+@TASKS.register
 @dataclass
 class PseudoToCode(Task):
     """LongProc pseudocode to C++: the translation must pass the problem's test cases."""
@@ -96,7 +96,9 @@ class PseudoToCode(Task):
     label_fields = ("length",)
     metrics = ("accuracy",)
 
+    #: LongProc's data folder (the one holding pseudo_to_code/)
     data_dir: str
+    #: the expected output's length, as LongProc names its files; it sets the generation budget
     length: Literal["0.5k", "2k"] = "0.5k"
 
     @property

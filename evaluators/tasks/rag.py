@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evaluators.scoring import answer_line, normalize, substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import at_least, context_length_problems, depth_problems, depths_of, file_problems
 from evaluators.tasks.datafiles import Row, pick, read_jsonl
 from evaluators.tasks.fitting import Fitter
@@ -73,7 +73,7 @@ def _place(distractors: list[dict], gold: list[dict], depth: float) -> list[dict
     return [*distractors[:at], *gold, *distractors[at:]]
 
 
-@register
+@TASKS.register
 @dataclass
 class Rag(Task):
     """HELMET RAG (NQ, HotpotQA): answer from passages packed around the gold one to ``context_length``."""
@@ -83,12 +83,19 @@ class Rag(Task):
     label_fields = ("dataset",)
     max_new_tokens = 20
 
+    #: HELMET's data folder (the one holding kilt/)
     data_dir: str
+    #: the question set: nq (Natural Questions) or hotpotqa
     dataset: Literal["nq", "hotpotqa"] = "nq"
+    #: tokens of the whole prompt as rendered, filled with passages around the gold ones
     context_length: int = 8192
+    #: demonstrations (question, passages, answer) before the question
     shots: int = 2
+    #: where the gold passages sit among the others, 0 (first) to 1 (last); a list is spread over the samples
     gold_depth: float | list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    #: a questions file to use instead of HELMET's (absolute, or relative to data_dir)
     test_file: str = ""
+    #: a demonstrations file to use instead of HELMET's (absolute, or relative to data_dir)
     demo_file: str = ""
 
     @property

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.scoring import answer_line, ndcg_at_k
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import at_least, context_length_problems, file_problems
 from evaluators.tasks.datafiles import Row, pick, read_jsonl
 from evaluators.tasks.fitting import Fitter
@@ -73,7 +73,7 @@ def parse_ranking(answer: str) -> list[str]:
     return [piece for piece in pieces if piece and not any(c.isspace() for c in piece)]
 
 
-@register
+@TASKS.register
 @dataclass
 class Rerank(Task):
     """HELMET MS MARCO re-ranking: order the passages by relevance; NDCG@10 of the written ranking."""
@@ -83,10 +83,15 @@ class Rerank(Task):
     max_new_tokens = 200
     metrics = ("ndcg_at_10",)
 
+    #: HELMET's data folder (the one holding msmarco/)
     data_dir: str
+    #: tokens of the whole prompt as rendered, filled with unlabelled passages besides the relevant ones
     context_length: int = 8192
+    #: demonstrations (other queries, ranked) before the query
     shots: int = 2
+    #: a queries file to use instead of HELMET's (absolute, or relative to data_dir)
     test_file: str = ""
+    #: a demonstrations file to use instead of HELMET's (absolute, or relative to data_dir)
     demo_file: str = ""
 
     @property

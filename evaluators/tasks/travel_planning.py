@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import file_problems
 from evaluators.tasks.datafiles import Row, pick, read_json_list
 from evaluators.tasks.longproc_files import OUTPUT_TOKENS, fill, load_prompt, split_prompt
@@ -56,7 +56,7 @@ def _gold(row: Row) -> list[Stay]:
     return [Stay(city, 0, n - 1) for city, n in zip(cities, days, strict=True)]  # only city and length matter
 
 
-@register
+@TASKS.register
 @dataclass
 class TravelPlanning(Task):
     """LongProc travel planning: a trip plan by search; exact match with the reference, and constraint check."""
@@ -65,7 +65,9 @@ class TravelPlanning(Task):
     label_fields = ("length",)
     metrics = ("accuracy", "plan_valid")
 
+    #: LongProc's data folder (the one holding travel_planning/)
     data_dir: str
+    #: the expected output's length, as LongProc names its files; it sets the generation budget
     length: Literal["2k", "8k"] = "2k"
 
     @property

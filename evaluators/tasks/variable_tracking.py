@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from evaluators.scoring import substring_exact_match
-from evaluators.tasks.base import PromptLength, Sample, Scored, Task, register
+from evaluators.tasks.base import TASKS, PromptLength, Sample, Scored, Task
 from evaluators.tasks.checks import at_least, context_length_problems
 from evaluators.tasks.fitting import Fitter
 from evaluators.tasks.haystack import haystack_units, weave
@@ -49,7 +49,7 @@ def _statements(chains: list[list[str]], values: list[str]) -> list[str]:
     return out
 
 
-@register
+@TASKS.register
 @dataclass
 class VariableTracking(Task):
     """RULER variable tracking: name every variable a chain of ``num_hops`` assignments gives one value."""
@@ -57,9 +57,13 @@ class VariableTracking(Task):
     name = "variable_tracking"
     max_new_tokens = 64
 
+    #: tokens of the whole prompt as rendered (chat template included) that the context is sized to
     context_length: int = 4096
+    #: chains of assignments hidden in the filler; the first one is asked for
     num_chains: int = 1
+    #: assignments per chain, each passing the value on to a new variable
     num_hops: int = 4
+    #: the filler: repeat (one passage repeated) or prose (varied sentences)
     haystack: Literal["repeat", "prose"] = "repeat"
 
     def check(self) -> list[tuple[str, str]]:
