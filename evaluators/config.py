@@ -43,8 +43,7 @@ class EvaluateConfig:
     quantization: Literal[4, 8] | None = None
     #: store the KV cache quantized to 2, 4 or 8 bits (hqq backend; null: unquantized)
     kv_bits: Literal[2, 4, 8] | None = None
-    #: trials sharing a prefill decode together as one padded batch where their caches allow; false:
-    #: each on its own (batched bf16/fp16 reductions on a GPU may differ from decoding alone in low bits)
+    #: decode the trials of a shared prefill as one padded batch; false: each alone (exact in bf16 too)
     batch_decode: bool = True
     #: token for gated models (prefer the HF_TOKEN variable); never shown, logged or stored
     hf_token: str | None = field(default=None, repr=False)  # out of the repr, so no log line shows it
