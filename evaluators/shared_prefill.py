@@ -69,6 +69,8 @@ class GroupGeneration:
     score_computations: int
     #: the shared forward with every member's selection, in seconds
     prefill_seconds: float
+    #: sorts of shared scores over all layers: budgets that share a scorer take prefixes of one
+    rankings: int = 0
     #: member indices decoded together, one list per batch (a single index: decoded alone)
     decode_batches: list[list[int]] = field(default_factory=list)
     #: member index → why it failed
@@ -86,6 +88,8 @@ class SharedCompression:
         self.kept: list[dict[int, list[int]]] = [{} for _ in members]
         self.seconds = [0.0] * len(members)
         self.score_computations = 0
+        #: sorts of shared scores over all layers (one per scorer and layer, whatever the budgets)
+        self.rankings = 0
         #: forward passes seen (counted at the first layer)
         self.forwards = 0
         #: member index → the exception its selection raised (it selects nothing more)
@@ -110,6 +114,7 @@ class SharedCompression:
             sync(key.device)
             self.seconds[index] += time.perf_counter() - start
         self.score_computations += len(view.computed_scores)
+        self.rankings += len(view.computed_rankings)
         layer = self.scratch.layers[layer_idx]  # members hold what they kept; the full layer goes
         layer.keys, layer.values = key.new_empty(0), value.new_empty(0)
 
@@ -237,7 +242,15 @@ def generate_group(
         )
         for i in range(len(members))
     ]
-    return GroupGeneration(generations, shared.forwards, shared.score_computations, prefill_seconds, plan, failures)
+    return GroupGeneration(
+        members=generations,
+        prefill_forwards=shared.forwards,
+        score_computations=shared.score_computations,
+        prefill_seconds=prefill_seconds,
+        rankings=shared.rankings,
+        decode_batches=plan,
+        failures=failures,
+    )
 
 
 def _compression_fields(technique: type[KVTechnique]) -> set[str]:

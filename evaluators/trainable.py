@@ -253,6 +253,7 @@ class EvaluateTrainable(tune.Trainable):
                 # prefills the whole group ran: alone, each of them would have run `samples`
                 "group_size": len(self.members),
                 "group_prefills": self.prefills,
+                "samples_evaluated": len(member.rows),
             },
         )
 

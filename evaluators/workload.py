@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 
@@ -69,6 +69,19 @@ class EvaluateWorkload:
 
         _, _, technique = config.split(params)
         return group_key(params) if technique.shares_prefill else None
+
+    def launch_notes(self, results: Sequence[Mapping]) -> list[str]:
+        """What shared prefills saved in a launch: prompt prefills run against one per trial and sample."""
+        ran = [r["info"] for r in results if "group_prefills" in (r.get("info") or {})]
+        if not any(info["group_size"] > 1 for info in ran):
+            return []
+        run = round(sum(info["group_prefills"] / info["group_size"] for info in ran))
+        alone = sum(info["samples_evaluated"] for info in ran)
+        largest = max(info["group_size"] for info in ran)
+        return [
+            f"Shared prefills: {run} prompt prefill(s) for {alone} trial-sample(s), {alone - run} saved "
+            f"(trials in groups of up to {largest}; share_prefill: false runs one per trial)"
+        ]
 
     def release(self, trial_dir: Path) -> None:
         """Nothing to give back: a trial holds only the resources Tune reserved for it."""

@@ -123,6 +123,11 @@ def local_groups(sweep: Plan, pending: list) -> list:
     return plan_groups(sweep, pending, slots)
 
 
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
+
+
 def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
     from sweeps.runner import launch as run_launch
 
@@ -142,7 +147,14 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
     console.print(state_table(f"{spec.name} results", sweep.records(), states, metrics))
     for line in notes(sweep.records(), states):
         console.print(line, highlight=False)
-    console.print(f"{counts_line(summary.counts)}  (ran {summary.ran}, skipped {summary.skipped} already completed)")
+    console.print(
+        f"{counts_line(summary.counts)}  (ran {summary.ran}, skipped {summary.skipped} already completed) "
+        f"in {_duration(summary.seconds)}"
+    )
+    launch_notes = getattr(sweep.workload, "launch_notes", None)
+    if launch_notes and summary.ran_keys:
+        for line in launch_notes([r for k in summary.ran_keys if (r := store.result(k))]):
+            console.print(line, highlight=False)
     if summary.failed:
         console.print(
             f"[red]{summary.failed} trial(s) failed[/]; "

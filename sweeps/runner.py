@@ -49,6 +49,10 @@ class LaunchSummary:
     counts: Counter = field(default_factory=Counter)
     skipped: int = 0
     ran: int = 0
+    #: keys of the trials this launch ran
+    ran_keys: list[str] = field(default_factory=list)
+    #: wall time of the launch, set-up included
+    seconds: float = 0.0
     runs_url: str = ""
     tracking_uri: str = ""
 
@@ -149,6 +153,7 @@ def launch(
     ``reuse_actors`` overrides the workload's choice (the model-reuse benchmark compares both).
     """
     console = console or Console()
+    began = time.monotonic()
     spec = plan.spec
     store = SweepStore(spec.sweep_dir)
     other = store.launcher()
@@ -196,6 +201,7 @@ def launch(
         if pending:
             started_ray = ray_choice.start()
             summary.ran = len(pending)
+            summary.ran_keys = [t.key for t in pending]
             cpus, gpus = ray_totals()
             slots = concurrent_slots(spec.max_concurrent, cpus, gpus, spec.resources.cpu, spec.resources.gpu)
             groups = plan_groups(plan, pending, slots)
@@ -229,6 +235,7 @@ def launch(
             import ray
 
             ray.shutdown()
+    summary.seconds = time.monotonic() - began
     full = storage_full.first()
     if full:  # one message instead of every library's error; trials cut off run again at resume
         kept = summary.counts[DONE] + summary.counts[STOPPED]

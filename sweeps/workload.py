@@ -26,6 +26,9 @@ A workload's optional ``demand(params, cpu, gpu)`` says what one trial holds at 
 trial no node or cluster could ever hold is refused before launch instead of waiting forever.
 Without it, the core takes ``resources()`` as the whole demand.
 
+A workload's optional ``launch_notes(results)`` gets the ``result.json`` records of the trials a
+launch ran and returns lines the launcher prints under its results (what trial groups saved).
+
 A schema's optional ``check()`` returns ``(field, message)`` pairs, or
 ``(field, message, choices)`` when the value must be one of a set, for rules that span
 fields or depend on registries.

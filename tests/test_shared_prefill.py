@@ -196,6 +196,8 @@ def test_one_prefill_and_scores_computed_once_per_scorer(model, prompt, monkeypa
     assert lengths.count(PROMPT - compressed) == (0 if query_aware else len(techniques))  # each its own question
     assert calls == {"window": 2 * LAYERS, "accumulated": LAYERS}
     assert group.score_computations == 3 * LAYERS
+    # nested top-k: the four window-attention budgets sort their shared scores once per layer
+    assert group.rankings == 2 * LAYERS
     shares = sum(m.prefill_seconds for m in group.members)  # the members' shares add up to the group's prefill
     if query_aware:
         assert shares == pytest.approx(group.prefill_seconds, rel=1e-3)

@@ -7,6 +7,7 @@ model, a real MLflow store, and compare a grouped launch with one trial per conf
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -153,8 +154,12 @@ def test_plan_shows_the_groups_and_a_relaunch_runs_only_new_members(ray_session,
     shown = CliRunner().invoke(cli.app, ["plan", str(path)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert "group" in shown.output and "4 trial(s) in 1 group" in shown.output
-    plan, summary, _ = run_file(path)
-    assert summary.counts["done"] == 4
+    launched = CliRunner().invoke(cli.app, ["launch", str(path)], env={"COLUMNS": "200"})
+    assert launched.exit_code == 0, launched.output
+    # the launch says what the group saved: 2 samples x 4 trials, one prefill per sample
+    assert "Shared prefills: 2 prompt prefill(s) for 8 trial-sample(s), 6 saved" in launched.output
+    assert re.search(r"\(ran 4, skipped 0 already completed\) in [\d.]+ s", launched.output), launched.output
+    plan, _ = cli._load_plan(path, [])
     first = {t.key: SweepStore(plan.spec.sweep_dir).result(t.key)["finished_at"] for t in plan.trials}
     grown, summary, out = run_file(path, "grid.method[1].cache_size=[32,64,48,96]")
     assert summary.skipped == 4 and summary.ran == 2 and summary.counts["done"] == 6

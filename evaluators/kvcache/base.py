@@ -22,6 +22,15 @@ from sweeps.registry import Registry
 TECHNIQUES: Registry[type[KVTechnique]] = Registry("technique", group="evaluators.techniques")
 
 
+def rank(scores: torch.Tensor) -> torch.Tensor:
+    """Token positions by descending score, ties to the earlier position.
+
+    Every budget's top-k is a prefix of this one order, so members that share a scorer at
+    several cache sizes sort once, and a member alone selects exactly what it selects in a group.
+    """
+    return scores.argsort(dim=-1, descending=True, stable=True)
+
+
 @dataclass
 class LayerView:
     """What a technique may look at for one layer of one prompt.
@@ -40,6 +49,8 @@ class LayerView:
     #: token scores already computed for this layer, by scorer key: techniques that share a view
     #: (a shared prefill) and a scorer compute it once
     computed_scores: dict[Hashable, torch.Tensor] = field(default_factory=dict, repr=False)
+    #: those scores' rankings, by scorer key: budgets that share a scorer take prefixes of one sort
+    computed_rankings: dict[Hashable, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def scores(self, technique: KVTechnique) -> torch.Tensor:
         """``technique.score(self)``, computed once per scorer key for everyone who looks at this view."""
@@ -49,6 +60,15 @@ class LayerView:
         if key not in self.computed_scores:
             self.computed_scores[key] = technique.score(self)
         return self.computed_scores[key]
+
+    def ranking(self, technique: KVTechnique) -> torch.Tensor:
+        """``rank(self.scores(technique))``, sorted once per scorer key: nested top-k across budgets."""
+        key = technique.scorer_key()
+        if key is None:
+            return rank(technique.score(self))
+        if key not in self.computed_rankings:
+            self.computed_rankings[key] = rank(self.scores(technique))
+        return self.computed_rankings[key]
 
     @property
     def length(self) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView
+from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, rank
 from evaluators.kvcache.snapkv import keep_top
 
 #: attention logits computed per chunk of queries, so long prompts never need an L x L matrix
@@ -94,4 +94,4 @@ class H2O(KVTechnique):
             return None
         recent = self.recent
         scores = view.scores(self)[..., : length - recent]
-        return keep_top(scores, self.cache_size - recent, length, recent)
+        return keep_top(rank(scores), self.cache_size - recent, length, recent)

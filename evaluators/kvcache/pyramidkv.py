@@ -57,4 +57,4 @@ class PyramidKV(SnapKV):
         if length < budget:
             return None
         window = min(self.window_size, length)
-        return keep_top(view.scores(self), budget - window, length, window)
+        return keep_top(view.ranking(self), budget - window, length, window)

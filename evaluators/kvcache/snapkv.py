@@ -36,11 +36,14 @@ def prefix_scores(view: LayerView, window: int, pooling: str, kernel_size: int) 
     return pool_scores(scores, pooling, kernel_size)
 
 
-def keep_top(scores: torch.Tensor, budget: int, length: int, window: int) -> torch.Tensor:
-    """Indices of the ``budget`` best prefix tokens plus the whole window, ascending."""
-    top = scores.topk(budget, dim=-1).indices
-    tail = torch.arange(length - window, length, device=scores.device)
-    tail = tail.view(1, 1, -1).expand(*scores.shape[:2], -1)
+def keep_top(ranking: torch.Tensor, budget: int, length: int, window: int) -> torch.Tensor:
+    """Indices of the ``budget`` best prefix tokens plus the whole window, ascending.
+
+    The best are a prefix of ``ranking`` (see ``rank``): budgets sharing a scorer share one sort.
+    """
+    top = ranking[..., :budget]
+    tail = torch.arange(length - window, length, device=ranking.device)
+    tail = tail.view(1, 1, -1).expand(*ranking.shape[:2], -1)
     return torch.cat([top.sort(dim=-1).values, tail], dim=-1)
 
 
@@ -93,4 +96,4 @@ class SnapKV(KVTechnique):
         if length < self.cache_size:  # at exactly the budget, selection runs and keeps everything
             return None
         window = min(self.window_size, length)
-        return keep_top(view.scores(self), self.cache_size - window, length, window)
+        return keep_top(view.ranking(self), self.cache_size - window, length, window)
