@@ -911,13 +911,14 @@ def child_main(opts: argparse.Namespace) -> int:
     """One section in this process: its steps recorded into ``--part`` as they finish."""
     rec = Recorder(opts.child, Path(opts.part), opts.deadline)
     try:
-        import torch
+        if opts.child != 1:  # the environment section reports a missing torch as one of its findings
+            import torch
 
-        from evaluators.quiet import quiet_libraries
+            from evaluators.quiet import quiet_libraries
 
-        quiet_libraries()
-        if opts.threads:
-            torch.set_num_threads(opts.threads)
+            quiet_libraries()
+            if opts.threads:
+                torch.set_num_threads(opts.threads)
         SECTION_RUNNERS[opts.child](rec, opts)
     except Exception as exc:  # outside any step (imports, a model build): the section's error
         rec.finish(exc)
@@ -1149,7 +1150,10 @@ def render(results: dict) -> str:
         for title, columns, rows in tables(results):
             widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows, strict=True)]
             lines += ["", title]
-            lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) for row in [columns, *rows]]
+            lines += [
+                "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+                for row in [columns, *rows]
+            ]
         return "\n".join(lines)
     console = Console(record=True, width=170, force_terminal=False, color_system=None, file=io.StringIO())
     for title, columns, rows in tables(results):
