@@ -43,8 +43,8 @@ class EvaluateConfig:
     quantization: Literal[4, 8] | None = None
     #: store the KV cache quantized to 2, 4 or 8 bits (hqq backend; null: unquantized)
     kv_bits: Literal[2, 4, 8] | None = None
-    #: decode the trials of a shared prefill as one padded batch; false: each alone (exact in bf16 too)
-    batch_decode: bool = True
+    #: decode a shared prefill's trials as one padded batch (null: on CPUs, not on GPUs); false: one by one
+    batch_decode: bool | None = None
     #: token for gated models (prefer the HF_TOKEN variable); never shown, logged or stored
     hf_token: str | None = field(default=None, repr=False)  # out of the repr, so no log line shows it
 

@@ -19,11 +19,13 @@ TRIALS = 6
 
 
 def test_resume_after_kill_9_runs_only_what_did_not_finish(sweep_file, tiny_model, tmp_path):
+    """Trial groups of two: the launcher is killed once a group has finished, while the next one runs."""
     storage = tmp_path / "runs"
     path = sweep_file(
         name="killed",
         experiment="killed",
         max_concurrent=1,
+        share_prefill={"max_group": 2},
         storage=str(storage),
         fixed={"model": str(tiny_model), "task": "passkey", "context_length": 1500, "samples": 40},
         grid={"method": [{"technique": "snapkv", "window_size": 8, "cache_size": [32, 48, 64, 96, 128, 160]}]},
