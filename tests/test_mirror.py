@@ -104,6 +104,8 @@ def _sweep(folder, name: str, model, tracking: str):
         tracking=tracking,
         resources={"cpu": 1, "gpu": 0},
         max_concurrent=1,
+        # one trial per configuration: results arrive one by one through the sweep, as the timings need
+        share_prefill=False,
         fixed={"model": str(model), "task": "passkey", "context_length": 600, "samples": 64},
         grid={"method": [{"technique": "baseline"}, {"technique": "streamingllm", "cache_size": CACHE_SIZES}]},
     )
