@@ -44,6 +44,8 @@ def sweep_file(folder: Path, model: Path, name: str, trials: int, samples: int) 
         "storage": str(folder / "runs"),
         "resources": {"cpu": 1, "gpu": 0},
         "max_concurrent": 2,
+        # trial groups of two: results land group by group, so a requeue finds some done and some not
+        "share_prefill": {"max_group": 2},
         "fixed": {"model": str(model), "task": "passkey", "context_length": 256, "samples": samples},
         "grid": {"method": [{"technique": "streamingllm", "cache_size": [32 + 16 * i for i in range(trials)]}]},
     }

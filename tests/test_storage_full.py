@@ -72,6 +72,7 @@ def test_storage_full_mid_sweep_stops_with_one_message_then_resume_finishes(
         experiment="full",
         storage=str(storage),
         max_concurrent=1,
+        share_prefill={"max_group": 2},  # a group finishes, the storage fills while the next one runs
         fixed={"model": str(tiny_model), "task": "passkey", "context_length": 300, "samples": 2},
         grid={"method": [{"technique": "streamingllm", "cache_size": [32, 64, 96]}]},
     )
