@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -92,14 +93,17 @@ def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
 @app.command()
 def plan(file: Path, set_: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
     """Print the trials of a sweep file (key and varying parameters) without running anything."""
+    started = time.perf_counter()
     sweep, _ = _load_plan(file, set_, needs_secrets=False)
     spec = sweep.spec
     store = SweepStore(spec.sweep_dir)
     done = sum(store.is_done(t.key) for t in sweep.trials)
+    # read, validated and keyed: what a launch does before its first trial (imports and the table aside)
+    planned = time.perf_counter() - started
     console.print(plan_table(f"{spec.name} · {spec.workload}", sweep.records()))
     extra = f", {sweep.duplicates} duplicate cell(s) collapsed" if sweep.duplicates else ""
     stored = f"; {done} already completed in {store.root}" if done else ""
-    console.print(f"[bold]{len(sweep.trials)} trial(s)[/]{extra}{stored}")
+    console.print(f"[bold]{len(sweep.trials)} trial(s)[/]{extra}{stored}; planned in {planned:.2f} s")
 
 
 def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
