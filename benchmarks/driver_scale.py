@@ -290,21 +290,26 @@ def report(outcomes: list[Outcome], setup: Trials) -> None:
             mirror.add_row(o.label, f"0/{trials}", f"0/{trials}", str(o.relaunches), *["—"] * 4, cpu)
             continue
         span = o.last_mirrored_s - (o.first_mirrored_s or 0)
+        rate = (o.mirrored - 1) / span if span > 0 else 0.0
+        all_in, estimated = o.last_mirrored_s, ""
+        if o.mirrored < o.done and rate:  # not all there when the benchmark stopped: at the rate measured
+            all_in, estimated = o.last_mirrored_s + (o.done - o.mirrored) / rate, "≈"
         mirror.add_row(
             o.label,
             f"{o.mirrored_at_exit}/{trials}",
             f"{o.mirrored}/{trials}",
             str(o.relaunches),
-            f"{o.last_mirrored_s:.1f}",
-            f"{o.last_mirrored_s - o.last_result_s:.1f}",
+            f"{estimated}{all_in:.1f}",
+            f"{estimated}{all_in - o.last_result_s:.1f}",
             str(o.backlog),
-            f"{(o.mirrored - 1) / span:.2f}" if span > 0 else "—",
+            f"{rate:.2f}" if rate else "—",
             cpu,
         )
     console.print(mirror)
     console.print(
         "[dim]overhead = (wall − bare Tune's wall) / trials; wall includes the launcher's wait for the mirror at "
-        "exit. at exit = results in MLflow when the first launch returned; lag = all in MLflow − last result; "
+        "exit. at exit = results in MLflow when the first launch returned; lag = all in MLflow − last result (≈: "
+        "estimated at the rate measured, when not all were in MLflow by the end); "
         "backlog = results not yet in MLflow when the last trial finished; results/s = runs mirrored between the "
         "first and the last one's end time.[/]"
     )
