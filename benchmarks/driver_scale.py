@@ -70,6 +70,9 @@ class Outcome:
     label: str
     wall_s: float
     done: int
+    #: CPU time of this process (Tune's driver loop, the launcher, its MLflow mirror thread): unlike the
+    #: wall time, hardly moved by other work on a shared machine
+    driver_cpu_s: float = 0.0
     #: seconds from the launch's start to the last trial's result.json, and to the last run mirrored
     last_result_s: float | None = None
     last_mirrored_s: float | None = None
@@ -119,10 +122,10 @@ def bare_tune(label: str, trials: Trials, root: Path, progress: Progress) -> Out
             verbose=0,
         ),
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     grid = tuner.fit()
-    wall = time.perf_counter() - start
-    return Outcome(label, wall, sum(r.error is None for r in grid))
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return Outcome(label, wall, sum(r.error is None for r in grid), cpu)
 
 
 # -- the platform -----------------------------------------------------------------------------------
@@ -157,10 +160,10 @@ def platform(
     task = progress.add_task(label, total=len(plan.trials))
     with counting(lambda: len(store.result_keys()), lambda n: progress.update(task, completed=n)):
         began = time.time()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         summary = launch(plan, raw, console=Console(file=said, width=200))
-        wall = time.perf_counter() - start
-    outcome = Outcome(label, wall, summary.counts["done"])
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    outcome = Outcome(label, wall, summary.counts["done"], cpu)
     ended = mirrored_end_times(uri, experiment)
     outcome.mirrored_at_exit = len(ended)
     if len(ended) < outcome.done and drain_s > 0:
@@ -264,18 +267,21 @@ def report(outcomes: list[Outcome], setup: Trials) -> None:
     bare, trials = outcomes[0], len(setup.xs)
     title = f"{trials} noop trials (sleep {setup.seconds:g} s), {setup.concurrency} at a time, {setup.cpu:g} CPU each"
     driver = Table(title=title, title_justify="left")
-    for column in ("run", "wall s", "done", "last result s", "trials/s", "overhead ms/trial", "× bare Tune"):
+    columns = ("run", "done", "wall s", "last result s", "overhead ms/trial", "× bare Tune", "driver CPU s")
+    for column in (*columns, "CPU overhead ms/trial", "× bare CPU"):
         driver.add_column(column, justify="right")
     for o in outcomes:
         same = o is bare
         driver.add_row(
             o.label,
-            f"{o.wall_s:.1f}",
             str(o.done),
+            f"{o.wall_s:.1f}",
             "—" if o.last_result_s is None else f"{o.last_result_s:.1f}",
-            f"{trials / o.wall_s:.1f}",
             "—" if same else f"{(o.wall_s - bare.wall_s) / trials * 1000:+.0f}",
             "1.00" if same else f"{o.wall_s / bare.wall_s:.2f}",
+            f"{o.driver_cpu_s:.1f}",
+            "—" if same else f"{(o.driver_cpu_s - bare.driver_cpu_s) / trials * 1000:+.0f}",
+            "1.00" if same else f"{o.driver_cpu_s / bare.driver_cpu_s:.2f}",
         )
     console.print(driver)
     mirror = Table(title="MLflow mirror (seconds from the launch's start)", title_justify="left")
@@ -308,10 +314,11 @@ def report(outcomes: list[Outcome], setup: Trials) -> None:
     console.print(mirror)
     console.print(
         "[dim]overhead = (wall − bare Tune's wall) / trials; wall includes the launcher's wait for the mirror at "
-        "exit. at exit = results in MLflow when the first launch returned; lag = all in MLflow − last result (≈: "
-        "estimated at the rate measured, when not all were in MLflow by the end); "
-        "backlog = results not yet in MLflow when the last trial finished; results/s = runs mirrored between the "
-        "first and the last one's end time.[/]"
+        "exit; driver CPU = this process's CPU time (Tune's loop, the launcher, the MLflow mirror thread). "
+        "at exit = results in MLflow when the first launch returned; lag = all in MLflow − last result (≈: "
+        "estimated at the rate measured, when not all were in MLflow by the end); backlog = results not yet in "
+        "MLflow when the last trial finished; results/s = runs mirrored between the first and the last one's "
+        "end time.[/]"
     )
     for o in outcomes:
         for note in dict.fromkeys(o.notes):
