@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Literal
 
 from evaluators.kvcache import TECHNIQUES, KVTechnique
@@ -94,8 +95,10 @@ class EvaluateConfig:
         return problems
 
 
-def _names(cls: type) -> set[str]:
-    return {f.name for f in fields(cls)}
+@cache
+def _names(cls: type) -> frozenset[str]:
+    """A part's field names, read once per class: run names split every trial of a plan."""
+    return frozenset(f.name for f in fields(cls))
 
 
 def schemas(params: Mapping[str, object]) -> list[type]:

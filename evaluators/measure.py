@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import psutil
-import torch
+
+from evaluators.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import torch
+else:  # MB is read by evaluators.summary when a sweep is planned, which needs no torch
+    torch = lazy_module("torch")
 
 MB = 1024 * 1024
 

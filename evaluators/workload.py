@@ -65,7 +65,7 @@ class EvaluateWorkload:
 
     def group_key(self, params: Mapping[str, object]) -> str | None:
         """Trials that differ only in compression share each sample's prefill (a technique may opt out)."""
-        from evaluators.shared_prefill import group_key
+        from evaluators.prefill_groups import group_key
 
         _, _, technique = config.split(params)
         return group_key(params) if technique.shares_prefill else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -94,17 +95,20 @@ def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
 @app.command()
 def plan(file: Path, set_: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
     """Print the trials of a sweep file (key and varying parameters) without running anything."""
+    started = time.perf_counter()
     sweep, _ = _load_plan(file, set_, needs_secrets=False)
     spec = sweep.spec
     store = SweepStore(spec.sweep_dir)
     pending = [t for t in sweep.trials if not store.is_done(t.key)]
     groups = local_groups(sweep, pending)
+    # read, validated, keyed and grouped: what a launch does before its first trial (imports and the table aside)
+    planned = time.perf_counter() - started
     numbers = {key: i for i, g in enumerate(groups, 1) for key in g.keys} if len(groups) < len(pending) else None
     console.print(plan_table(f"{spec.name} · {spec.workload}", sweep.records(), numbers))
     extra = f", {sweep.duplicates} duplicate cell(s) collapsed" if sweep.duplicates else ""
     done = len(sweep.trials) - len(pending)
     stored = f"; {done} already completed in {store.root}" if done else ""
-    console.print(f"[bold]{len(sweep.trials)} trial(s)[/]{extra}{stored}")
+    console.print(f"[bold]{len(sweep.trials)} trial(s)[/]{extra}{stored}; planned in {planned:.2f} s")
     if numbers:
         console.print(
             f"Trial groups on this machine: {describe_groups(groups)} "

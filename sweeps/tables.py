@@ -24,10 +24,14 @@ def _cell(value: object) -> str:
 
 
 def plan_table(title: str, rows: Sequence[Mapping], groups: Mapping[str, int] | None = None) -> Table:
-    """Trial key and readable name (which spells out the parameters that vary), and its trial group if any."""
+    """Trial key and readable name (which spells out the parameters that vary), and its trial group if any.
+
+    The number and key columns never wrap, so their widths are known without measuring
+    every cell: rich then measures only the names, which matters for plans of thousands of trials.
+    """
     table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("#", justify="right", style="dim", no_wrap=True, width=len(str(len(rows))))
+    table.add_column("key", style="bold", no_wrap=True, width=max([len("key"), *(len(row["key"]) for row in rows)]))
     table.add_column("trial")
     if groups:
         table.add_column("group", justify="right")

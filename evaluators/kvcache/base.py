@@ -11,9 +11,14 @@ from __future__ import annotations
 from collections.abc import Hashable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
+from evaluators.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported when a technique first computes: planning needs only the dataclasses
+    torch = lazy_module("torch")
 
 from sweeps.registry import Registry
 

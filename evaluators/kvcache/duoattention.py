@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from evaluators.kvcache.base import (
     TECHNIQUES,
@@ -24,6 +23,12 @@ from evaluators.kvcache.base import (
     positions,
     window_attention,
 )
+from evaluators.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported when a technique first computes: planning needs only the dataclasses
+    torch = lazy_module("torch")
 
 PATTERN_FILE = "full_attention_heads.tsv"
 #: estimated patterns, per loaded model and estimation length, so reused workers estimate once

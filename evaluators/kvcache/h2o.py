@@ -10,11 +10,16 @@ cache size; a fixed ``recent_size`` can be given instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, rank
 from evaluators.kvcache.snapkv import keep_top
+from evaluators.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported when a technique first computes: planning needs only the dataclasses
+    torch = lazy_module("torch")
 
 #: attention logits computed per chunk of queries, so long prompts never need an L x L matrix
 CHUNK_ELEMENTS = 2**26

@@ -8,11 +8,16 @@ less. Budgets beyond the window fall linearly from ``2c - c/β`` at the first la
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from evaluators.kvcache.base import TECHNIQUES, LayerView
 from evaluators.kvcache.snapkv import SnapKV, keep_top
+from evaluators.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported when a technique first computes: planning needs only the dataclasses
+    torch = lazy_module("torch")
 
 
 def pyramid_budgets(cache_size: int, window_size: int, num_layers: int, beta: float) -> list[int]:

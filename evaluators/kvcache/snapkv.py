@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Literal
 
 from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, window_attention
+from evaluators.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # imported when a technique first computes: planning needs only the dataclasses
+    torch = lazy_module("torch")
+    F = lazy_module("torch.nn.functional")
 
 
 def pool_scores(scores: torch.Tensor, pooling: str, kernel_size: int) -> torch.Tensor:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from evaluators.kvcache.base import TECHNIQUES, KVTechnique, LayerView, positions
+from evaluators.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported when a technique first computes: planning needs only the dataclasses
+    torch = lazy_module("torch")
 
 
 @TECHNIQUES.register

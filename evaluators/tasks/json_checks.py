@@ -10,12 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
+from evaluators.lazy import lazy_module
 from evaluators.scoring import extract_json
 from evaluators.tasks.constraints import Constraint
+
+if TYPE_CHECKING:
+    import jsonschema
+else:  # a quarter second to import, and planning a sweep without a JSON task never needs it
+    jsonschema = lazy_module("jsonschema")
 
 
 def same_json(a: Any, b: Any) -> bool:
