@@ -141,7 +141,8 @@ class EvaluateTrainable(tune.Trainable):
         self.out.close()
         metrics, missing = task_metrics(self.rows, self.task.metrics)
         metrics.update(health_metrics(self.rows))
-        metrics.update(measurements(self.rows, self.memory.stop()))
+        budget = getattr(self.technique, "cache_size", None)
+        metrics.update(measurements(self.rows, self.memory.stop(), budget_tokens=budget))
         metrics["model_memory_mb"] = self.loaded.model.get_memory_footprint() / MB
         return {
             **metrics,

@@ -70,6 +70,8 @@ class SweepCallback(Callback):
         )
         self.task = self.progress.add_task("trials", total=total, running="")
         self.running: set[str] = set()
+        #: per trial, the metrics it reported as progress (the curves MLflow draws at their steps)
+        self.drawn: dict[str, set[str]] = {}
 
     def __getstate__(self) -> dict:
         # Tune pickles callbacks into its experiment state only for Tuner.restore, which the
@@ -128,6 +130,12 @@ class SweepCallback(Callback):
         key = trial_key(trial)
         self._open(key)
         metrics, _ = split_result({k: v for k, v in result.items() if k not in _TUNE_KEYS})
+        drawn = self.drawn.setdefault(key, set())
+        if result.get("done"):
+            # The trial's last result: its final metrics reach MLflow once, from result.json at
+            # step 0 (Tracker.finish); only the curves drawn so far get their last point here.
+            metrics = {k: v for k, v in metrics.items() if k in drawn}
+        drawn.update(metrics)
         step = int(result[STEP] if isinstance(result.get(STEP), (int, float)) else result.get("training_iteration", 0))
         self.mirror.progress(key, metrics, step)
 
