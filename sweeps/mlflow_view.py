@@ -40,6 +40,8 @@ RUN_NAME_COLUMN = "attributes.`Run Name`"
 STATUS_TAG = "sweeps.status"
 #: wide enough for a run name with its mark of trouble (``c256 · snapkv w32 maxpool ⚠ empty outputs``)
 RUN_NAME_WIDTH = 340
+#: the chart view's sections: the main metric against its costs, and one bar per run for each metric
+TRADEOFFS, BARS = "sweeps-tradeoffs", "sweeps-key-metrics"
 
 
 @dataclass(frozen=True)
@@ -84,35 +86,11 @@ def state(view: RunsView) -> dict:
         *(column("metrics", m) for m in view.metrics),
         *(column("params", p) for p in view.params),
     ]
-    section = "sweeps-tradeoffs"
-    metrics_section = "sweeps-key-metrics"
-    charts = [
-        {
-            "uuid": f"sweeps-scatter-{i}",
-            "type": "SCATTER",
-            "xaxis": {"key": x, "type": "METRIC"},
-            "yaxis": {"key": y, "type": "METRIC"},
-            "runsCountToCompare": 1000,
-            "metricSectionId": section,
-            "isGenerated": False,
-            "deleted": False,
-        }
-        for i, (x, y) in enumerate(view.tradeoffs)
+    charts = _charts(view) if view.tradeoffs else []
+    sections = [
+        {"uuid": uuid, "name": name, "display": True, "isReordered": False}
+        for uuid, name in ((TRADEOFFS, f"{view.main} against its costs"), (BARS, "Metrics (one bar per run)"))
     ]
-    charts += [
-        {
-            "uuid": f"sweeps-bar-{i}",
-            "type": "BAR",
-            "metricKey": metric,
-            "metricSectionId": metrics_section,
-            "isGenerated": False,
-            "deleted": False,
-        }
-        for i, metric in enumerate(view.metrics)
-    ]
-    names = {section: f"{view.main} against its costs", metrics_section: "Metrics (one bar per run)"}
-    used = list(dict.fromkeys(chart["metricSectionId"] for chart in charts))
-    sections = [{"uuid": u, "name": names[u], "display": True, "isReordered": False} for u in used]
     return {
         "searchFilter": "",
         "orderByKey": column("metrics", view.main),
@@ -121,10 +99,40 @@ def state(view: RunsView) -> dict:
         "columnOrder": [RUN_NAME_COLUMN, *columns],
         "columnWidths": {RUN_NAME_COLUMN: RUN_NAME_WIDTH},
         "runsHiddenMode": "SHOW_ALL",
-        # without charts of its own, MLflow draws its defaults (one per metric)
+        # without charts of its own, MLflow draws its defaults: a bar per run for a final metric,
+        # a line for a curve (a training's loss), which is what a sweep without costs wants
         "compareRunCharts": charts or None,
-        "compareRunSections": sections or None,
+        "compareRunSections": sections if charts else None,
     }
+
+
+def _charts(view: RunsView) -> list[dict]:
+    """The main metric against each cost (scatter), then one bar per run for each metric of the view."""
+    scatters = [
+        {
+            "uuid": f"sweeps-scatter-{i}",
+            "type": "SCATTER",
+            "xaxis": {"key": x, "type": "METRIC"},
+            "yaxis": {"key": y, "type": "METRIC"},
+            "runsCountToCompare": 1000,
+            "metricSectionId": TRADEOFFS,
+            "isGenerated": False,
+            "deleted": False,
+        }
+        for i, (x, y) in enumerate(view.tradeoffs)
+    ]
+    bars = [
+        {
+            "uuid": f"sweeps-bar-{i}",
+            "type": "BAR",
+            "metricKey": metric,
+            "metricSectionId": BARS,
+            "isGenerated": False,
+            "deleted": False,
+        }
+        for i, metric in enumerate(view.metrics)
+    ]
+    return scatters + bars
 
 
 def experiment_tags(view: RunsView) -> dict[str, str]:

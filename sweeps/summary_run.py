@@ -161,10 +161,22 @@ def description(summary: SweepSummary) -> str:
         f"- A single collapsed row means the table lost the view: pick **{view_name}** under *Views*, or sort by "
         f"`{main}` (MLflow nests trials under this run only while sorted by creation time). If the left bar offers "
         "GenAI pages (traces, judges), switch it to **Model training** (top left).",
-        "- The chart view (second button above the table) shows every run: "
-        f"`{main}` against memory, and one bar per run for each key metric. Every evaluation run reports "
-        "`kv_cache_tokens` (tokens kept per layer) and `kv_budget_tokens` (its budget; the whole prompt for the "
-        "baseline), so all runs share those axes — techniques without `cache_size` included.",
+        "- The chart view (second button above the table) shows every run"
+        + (
+            f": `{main}` against {' and '.join(f'`{x}`' for x, _ in summary.view.tradeoffs)}, then one bar per run "
+            "for each metric of the table."
+            if summary.view.tradeoffs
+            else "."
+        ),
+        *(
+            [
+                "- Every evaluation run reports `kv_cache_tokens` (tokens kept per layer) and `kv_budget_tokens` "
+                "(its `cache_size`; the prompt's length for a technique that keeps it all), so all runs share "
+                "those axes in *Compare*, techniques without a `cache_size` included."
+            ]
+            if any(m in summary.view.metrics for m in MEMORY_AXES)
+            else []
+        ),
         "- Final metrics are logged once, at step 0; progress (samples done, a training's loss) at its own step.",
         "- Artifacts of this run: `report/report.html` (interactive fronts, heatmaps, completeness; opens "
         f"offline), `report/*.png` figures, `report/*.csv` tables, `{SUMMARY}`; the sweep file as `sweep.yaml`.",
@@ -173,12 +185,13 @@ def description(summary: SweepSummary) -> str:
         ", ".join(f"{n} {s}" for s, n in summary.counts.items() if s != "total" and n)
         + f" — {summary.counts.get('total', 0)} in all",
     ]
+    groups = [g for g in ("model", "task") if summary.best and g in summary.best[0]]
     if summary.best:
-        lines += ["", f"## Best per {_groups_text(summary.best, summary.main)} by {main} ({better} is better)"]
-        lines += _table(summary.best, ["trial", main], drop=("keys", "n"))
+        lines += ["", f"## Best per {' and '.join(groups) or 'sweep'} by {main} ({better} is better)"]
+        lines += _table(summary.best, [*groups, "trial", main, "kv_cache_mb", *MEMORY_AXES])
     if summary.front:
         lines += ["", f"## On the Pareto front of {main} against {summary.front_cost}"]
-        lines += _table(summary.front, ["trial", main, summary.front_cost or ""], drop=("keys",))
+        lines += _table(summary.front, [*groups, "trial", main, summary.front_cost or ""])
     if summary.missing:
         lines += ["", f"## Missing cells ({' × '.join(summary.missing_axes)})"]
         lines += _table(summary.missing, [*summary.missing_axes, "state"])
@@ -188,14 +201,9 @@ def description(summary: SweepSummary) -> str:
     return text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 60] + "\n\n… (cut: see the report's CSV tables)\n"
 
 
-def _groups_text(rows: list[dict], main: str) -> str:
-    known = [k for k in ("model", "task") if rows and k in rows[0]]
-    return " and ".join(known) if known else "sweep"
-
-
-def _table(rows: Sequence[Mapping[str, Any]], first: Sequence[str], drop: Sequence[str] = ()) -> list[str]:
-    """A markdown table of at most MAX_ROWS rows: the ``first`` columns after the row's own keys' order."""
-    keys = list(dict.fromkeys([*(k for k in rows[0] if k not in first and k not in drop), *first]))
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """A markdown table of at most MAX_ROWS rows, with those of ``columns`` the rows have."""
+    keys = [c for c in dict.fromkeys(columns) if c in rows[0]]
     out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows[:MAX_ROWS]:
         out.append("| " + " | ".join(_cell(row.get(k)) for k in keys) + " |")
