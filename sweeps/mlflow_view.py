@@ -103,6 +103,7 @@ def state(view: RunsView) -> dict:
         # a line for a curve (a training's loss), which is what a sweep without costs wants
         "compareRunCharts": charts or None,
         "compareRunSections": sections if charts else None,
+        "isAccordionReordered": bool(charts),  # the sections in the order above, not alphabetical
     }
 
 

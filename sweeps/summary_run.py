@@ -19,12 +19,12 @@ import math
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeps.mlflow_view import RunsView, experiment_tags
-from sweeps.store import PLAN, RESULT, SweepStore
+from sweeps.store import DONE, FAILED, PENDING, PLAN, RESULT, RUNNING, STOPPED, SweepStore
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,6 +41,8 @@ MAX_NOTE = 7900
 #: metrics every evaluate run carries as an axis of memory (tokens kept, and the budget)
 MEMORY_AXES = ("kv_cache_tokens", "kv_budget_tokens")
 REPORT_ARTIFACTS = ("html", "png", "csv")
+#: a trial's status in storage, as the launch and `sweeps status` count them
+STATUSES = (DONE, STOPPED, FAILED, RUNNING, PENDING)
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class SweepSummary:
     workload: str
     main: str
     lower_is_better: bool
-    #: trials per state (done, unhealthy, stopped, failed, running, pending) and ``total``
+    #: trials per status (done, stopped, failed, running, pending), ``total``, and ``unhealthy``: the
+    #: done trials whose outputs are mostly broken (counted in ``done`` too, as the launch counts them)
     counts: dict[str, int]
     #: per (model, task): the best configuration's group values, ``trial``, ``keys`` and metrics
     best: list[dict[str, Any]]
@@ -65,7 +68,6 @@ class SweepSummary:
     view: RunsView
     #: the report folder whose page, PNGs and CSVs become the parent's artifacts
     report: Path | None = None
-    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -77,11 +79,12 @@ def summarize(records: Records, sweep: str, report: Path | None = None) -> Sweep
     """The answers, from a sweep's records (main metric and directions set: ``Study.records()``)."""
     from sweeps.study import completeness, fronts
     from sweeps.study.best import best_per_group
-    from sweeps.study.records import STATES
+    from sweeps.study.records import UNHEALTHY
 
     main, frame = records.main, records.frame
-    states = frame["state"].value_counts() if not frame.empty else {}
-    counts = {"total": len(frame), **{s: int(states.get(s, 0)) for s in STATES}}
+    statuses = frame["status"].value_counts() if not frame.empty else {}
+    unhealthy = int((frame["state"] == UNHEALTHY).sum()) if not frame.empty else 0
+    counts = {"total": len(frame), **{s: int(statuses.get(s, 0)) for s in STATUSES}, UNHEALTHY: unhealthy}
     by = fronts.groups(records)
     best = [
         {**{g: row[g] for g in by}, "trial": row["names"], "keys": row["keys"], "n": row["n"], **_metrics(row, records)}
@@ -130,7 +133,7 @@ def runs_view(records: Records, sweep: str) -> RunsView:
     costs = [c for c in COSTS if c in present][:2]
     return RunsView(
         sweep=sweep,
-        params=[p for p in records.axes],
+        params=list(records.axes),
         metrics=[m for m in metrics if m in present or m in key_metrics],
         main=records.main,
         lower_is_better=records.lower_is_better(records.main),
@@ -182,8 +185,7 @@ def description(summary: SweepSummary) -> str:
         f"offline), `report/*.png` figures, `report/*.csv` tables, `{SUMMARY}`; the sweep file as `sweep.yaml`.",
         "",
         "## Trials",
-        ", ".join(f"{n} {s}" for s, n in summary.counts.items() if s != "total" and n)
-        + f" — {summary.counts.get('total', 0)} in all",
+        _counts_text(summary.counts),
     ]
     groups = [g for g in ("model", "task") if summary.best and g in summary.best[0]]
     if summary.best:
@@ -199,6 +201,16 @@ def description(summary: SweepSummary) -> str:
         lines += ["", "## Missing cells", "None: every cell of the grid has all its trials done."]
     text = "\n".join(lines) + "\n"
     return text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 60] + "\n\n… (cut: see the report's CSV tables)\n"
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    """``4 done (1 unhealthy), 1 failed — 5 in all``."""
+    parts = []
+    for status in STATUSES:
+        if counts.get(status):
+            sick = counts.get("unhealthy", 0) if status == "done" else 0
+            parts.append(f"{counts[status]} {status}" + (f" ({sick} unhealthy)" if sick else ""))
+    return ", ".join(parts) + f" — {counts.get('total', 0)} in all"
 
 
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:

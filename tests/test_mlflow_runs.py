@@ -198,7 +198,7 @@ def test_failed_and_unhealthy_trials_show_in_their_run_names(
     assert sick.info.run_name == f"{plan.run_name(plan.trials[1])} ⚠ empty outputs +2"  # format, unfinished thinking
     assert sick.data.tags["sweeps.status"] == "unhealthy"
     note = parent.data.tags["mlflow.note.content"]
-    assert "1 unhealthy, 1 failed" in note and "## Missing cells" in note and "0/1 done · 1 failed" in note
+    assert "1 done (1 unhealthy), 1 failed" in note and "## Missing cells" in note and "0/1 done · 1 failed" in note
 
 
 def test_a_summary_that_cannot_be_written_does_not_fail_the_launch(ray_session, sweep_file, tiny_model):

@@ -83,3 +83,17 @@ def test_the_sweeps_run_tells_how_to_read_it_and_carries_the_report(served, chro
         assert page.get_by_text("completeness.png", exact=True).count()
     finally:
         page.close()
+
+
+def test_the_chart_view_shows_every_run_and_the_main_metric_against_memory(served, chromium):
+    link, _, plan, _ = served
+    page = open_page(chromium, f"{link}&compareRunsMode=CHART", "text=score against its costs")
+    try:
+        page.get_by_text("Metrics (one bar per run)").first.wait_for()
+        for name in [plan.run_name(t) for t in plan.trials]:
+            page.get_by_text(name, exact=True).first.wait_for()
+        # MLflow shows only the first 10 runs unless told otherwise: here none is hidden
+        assert page.get_by_text("Hide run").count() == len(plan.trials) + 1
+        assert not page.get_by_text("Show run").count()
+    finally:
+        page.close()
