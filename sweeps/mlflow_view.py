@@ -36,6 +36,8 @@ from urllib.parse import urlencode
 VIEW_PREFIX = "mlflow.sharedViewState."
 KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
+#: the URL parameter that switches the UI to model training, whatever the browser chose last
+MODEL_TRAINING_MODE = {"workflowType": "machine_learning"}
 RUN_NAME_COLUMN = "attributes.`Run Name`"
 STATUS_TAG = "sweeps.status"
 #: wide enough for a run name with its mark of trouble (``c256 · snapkv w32 maxpool ⚠ empty outputs``)
@@ -70,8 +72,13 @@ def view_tag(sweep: str) -> str:
 
 def runs_url(root: str, experiment_id: str, view: str | None = None) -> str:
     """The runs table in model-training mode, in the saved ``view`` when there is one."""
-    query = {"workflowType": "machine_learning", **({"viewStateShareKey": view} if view else {})}
+    query = {**MODEL_TRAINING_MODE, **({"viewStateShareKey": view} if view else {})}
     return f"{root.rstrip('/')}/#/experiments/{experiment_id}/runs?{urlencode(query)}"
+
+
+def run_url(root: str, experiment_id: str, run_id: str) -> str:
+    """A run's page in model-training mode (in GenAI mode MLflow files it under "Evaluations")."""
+    return f"{root.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{urlencode(MODEL_TRAINING_MODE)}"
 
 
 def column(kind: str, name: str) -> str:

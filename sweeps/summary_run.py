@@ -152,7 +152,7 @@ def description(summary: SweepSummary) -> str:
     main, view_name = summary.main, f"sweep {summary.sweep}"
     better = "lower" if summary.lower_is_better else "higher"
     lines = [
-        f"# {summary.sweep} · {summary.workload}",
+        _headline(summary),
         "",
         "## How to read this sweep",
         f"- The link `sweeps ui {summary.sweep}` and `sweeps launch` print opens the saved view **{view_name}** "
@@ -183,9 +183,6 @@ def description(summary: SweepSummary) -> str:
         "- Final metrics are logged once, at step 0; progress (samples done, a training's loss) at its own step.",
         "- Artifacts of this run: `report/report.html` (interactive fronts, heatmaps, completeness; opens "
         f"offline), `report/*.png` figures, `report/*.csv` tables, `{SUMMARY}`; the sweep file as `sweep.yaml`.",
-        "",
-        "## Trials",
-        _counts_text(summary.counts),
     ]
     groups = [g for g in ("model", "task") if summary.best and g in summary.best[0]]
     if summary.best:
@@ -201,6 +198,16 @@ def description(summary: SweepSummary) -> str:
         lines += ["", "## Missing cells", "None: every cell of the grid has all its trials done."]
     text = "\n".join(lines) + "\n"
     return text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 60] + "\n\n… (cut: see the report's CSV tables)\n"
+
+
+def _headline(summary: SweepSummary) -> str:
+    """The first line, which MLflow shows of a folded description: trial counts and, with one
+    (model, task), its best trial."""
+    line = f"**{summary.workload} sweep {summary.sweep}: {_counts_text(summary.counts)}.**"
+    if len(summary.best) == 1:
+        best = summary.best[0]
+        line += f" Best by {summary.main}: {best['trial']} ({summary.main} {_cell(best.get(summary.main))})."
+    return line
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:

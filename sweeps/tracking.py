@@ -483,8 +483,10 @@ class Tracker:
         """The parent run's page (its description says how to read the sweep), once known."""
         if self.parent_id is None:
             return None
+        from sweeps.mlflow_view import run_url
+
         root = base or (self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000")
-        return f"{root.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.parent_id}"
+        return run_url(root, self.experiment_id, self.parent_id)
 
     def find_view(self) -> str | None:
         """The sweep's saved runs-table view, if the experiment has it (sets ``view_id``)."""

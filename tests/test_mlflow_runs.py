@@ -169,7 +169,7 @@ def test_sweeps_report_refreshes_the_parent_run(launched_sweep):
     assert "MLflow: the sweep's run carries it" in result.stdout
     _, _, _, parent = read_back(plan)
     assert "## How to read this sweep" in parent.data.tags["mlflow.note.content"]
-    assert f"/runs/{parent.info.run_id}" in result.stdout.replace("\n", "")
+    assert f"/runs/{parent.info.run_id}?workflowType=machine_learning" in result.stdout.replace("\n", "")
 
 
 def test_failed_and_unhealthy_trials_show_in_their_run_names(

@@ -74,9 +74,11 @@ def test_the_sweeps_run_tells_how_to_read_it_and_carries_the_report(served, chro
     page = open_page(chromium, sweep_run, "text=How to read this sweep")
     try:
         assert page.get_by_text("Best per model and task by score").count()
+        assert not page.get_by_text("Judges", exact=True).count()  # model training here too
     finally:
         page.close()
-    page = open_page(chromium, f"{sweep_run}/artifacts", "text=summary.json")
+    assert sweep_run.endswith("?workflowType=machine_learning")
+    page = open_page(chromium, sweep_run.replace("?", "/artifacts?"), "text=summary.json")
     try:
         page.get_by_text("report", exact=True).first.click()
         page.get_by_text("report.html", exact=True).first.wait_for()
