@@ -18,6 +18,7 @@ MEASUREMENT_DIRECTIONS = {
     "kv_cache_mb": "min",
     "kv_quant_meta_mb": "min",
     "kv_cache_tokens": "min",
+    "kv_budget_tokens": "min",
     "peak_memory_mb": "min",
     "prefill_tokens_per_s": "max",
     "decode_tokens_per_s": "max",
@@ -67,8 +68,15 @@ def health_metrics(rows: Sequence[dict]) -> dict[str, float]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def measurements(rows: Sequence[dict], peak_memory_mb: float) -> dict[str, float]:
-    """Cache size, memory and speed of the trial."""
+def measurements(rows: Sequence[dict], peak_memory_mb: float, *, budget_tokens: int | None) -> dict[str, float]:
+    """Cache size, memory and speed of the trial.
+
+    ``budget_tokens``: the tokens per layer the technique may keep (its ``cache_size``), or None
+    for one that keeps the whole prompt, whose budget is then the prompt's length. Every trial
+    reports it (``kv_budget_tokens``) beside what it kept (``kv_cache_tokens``), so trials with
+    and without a ``cache_size`` share one memory axis.
+    """
+    prompt_tokens = mean([float(r["input_tokens"]) for r in rows])
     prefill_s = sum(r["prefill_s"] for r in rows)
     decode_s = sum(r["decode_s"] for r in rows)
     decode_steps = sum(r["decode_steps"] for r in rows)
@@ -76,7 +84,8 @@ def measurements(rows: Sequence[dict], peak_memory_mb: float) -> dict[str, float
         "kv_cache_mb": mean([r["kv_cache_bytes"] / MB for r in rows]),
         "kv_quant_meta_mb": mean([r["kv_quant_meta_bytes"] / MB for r in rows if r["kv_quant_meta_bytes"]]),
         "kv_cache_tokens": mean([r["kv_cache_tokens"] for r in rows]),
-        "prompt_tokens": mean([float(r["input_tokens"]) for r in rows]),
+        "kv_budget_tokens": float(budget_tokens) if budget_tokens is not None else prompt_tokens,
+        "prompt_tokens": prompt_tokens,
         "peak_memory_mb": peak_memory_mb,
         "prefill_tokens_per_s": sum(r["input_tokens"] for r in rows) / prefill_s if prefill_s else None,
         "decode_tokens_per_s": decode_steps / decode_s if decode_s and decode_steps else None,

@@ -234,7 +234,8 @@ class EvaluateTrainable(tune.Trainable):
         member.out.close()
         metrics, missing = task_metrics(member.rows, self.task.metrics)
         metrics.update(health_metrics(member.rows))
-        metrics.update(measurements(member.rows, peak_mb))
+        budget = getattr(member.technique, "cache_size", None)
+        metrics.update(measurements(member.rows, peak_mb, budget_tokens=budget))
         metrics["model_memory_mb"] = self.loaded.model.get_memory_footprint() / MB
         return TrialResult(
             metrics=metrics,

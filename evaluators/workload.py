@@ -50,15 +50,31 @@ class EvaluateWorkload:
         return {"driver": self.resources(params, cpu, gpu)}
 
     def run_name(self, params: Mapping[str, object], varying: Collection[str]) -> str:
-        """E.g. ``snapkv w32 c256 maxpool · passkey``, plus any other varying parameter."""
+        """What varies first, so that a narrow column still tells trials apart; then the technique's
+        constant settings. What every trial shares (the task, the model) is left out.
+
+        E.g. with only ``cache_size`` varying: ``c256 · snapkv w32 maxpool``; with the technique too:
+        ``snapkv c256 · w32 maxpool`` and ``baseline``; a single trial keeps its whole label.
+        """
         _, task, technique = config.split(params)
+        own = [("technique", technique.name)]
+        own += [(f, f"{prefix}{getattr(technique, f)}") for f, prefix in technique.label_fields]
         shown = _SHOWN | {f.name for f in fields(technique)} | set(task.label_fields)
-        extra = [
-            f"{k}={_short(params[k])}"
-            for k in sorted(varying)
-            if k not in shown and params.get(k) not in (None, "", [])
+        groups = [
+            [text for f, text in own if f in varying],
+            [text for f, text in [("task", task.name), *((f, str(getattr(task, f))) for f in task.label_fields)]]
+            if "task" in varying or any(f in varying for f in task.label_fields)
+            else [],
+            [
+                f"{k}={_short(params[k])}"
+                for k in sorted(varying)
+                if k not in shown and params.get(k) not in (None, "", [])
+            ],
+            [text for f, text in own if f not in varying],
         ]
-        return " · ".join([technique.label(), " ".join([task.label(), *extra])])
+        if not any(groups[:3]):  # nothing varies: the whole label
+            return " · ".join([technique.label(), task.label()])
+        return " · ".join(" ".join(group) for group in groups if group)
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         return {"techniques": TECHNIQUES, "tasks": TASKS}

@@ -74,6 +74,8 @@ class SweepCallback(Callback):
         #: trials whose end was shown and mirrored (a group retried after some members finished
         #: reports each of those once)
         self.reported: set[str] = set()
+        #: per trial, the metrics it reported as progress (the curves MLflow draws at their steps)
+        self.drawn: dict[str, set[str]] = {}
 
     def __getstate__(self) -> dict:
         # Tune pickles callbacks into its experiment state only for Tuner.restore, which the
@@ -131,12 +133,20 @@ class SweepCallback(Callback):
         self._show_running()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        metrics, _ = split_result({k: v for k, v in result.items() if k not in _TUNE_KEYS})
+        reported, _ = split_result({k: v for k, v in result.items() if k not in _TUNE_KEYS})
         step = int(result[STEP] if isinstance(result.get(STEP), (int, float)) else result.get("training_iteration", 0))
         for key in member_keys(trial):
-            if key not in self.reported:
-                self._open(key)
-                self.mirror.progress(key, metrics, step)
+            if key in self.reported:
+                continue
+            drawn = self.drawn.setdefault(key, set())
+            metrics = reported
+            if result.get("done"):
+                # The trial's last result: its final metrics reach MLflow once, from result.json at
+                # step 0 (Tracker.finish); only the curves drawn so far get their last point here.
+                metrics = {k: v for k, v in reported.items() if k in drawn}
+            drawn.update(metrics)
+            self._open(key)
+            self.mirror.progress(key, metrics, step)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         for key in member_keys(trial):

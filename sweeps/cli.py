@@ -165,10 +165,12 @@ def _launch(sweep: Plan, raw: dict, address: str | None, verbose: bool) -> None:
             f"details: sweeps status {spec.name} --storage {escape(spec.storage)}"
         )
     if spec.tracking:
-        console.print(f"MLflow: {escape(summary.runs_url)}")
+        console.print(f"MLflow: {escape(summary.runs_url)}", soft_wrap=True)
     else:
         console.print(
-            f"MLflow UI: [bold]sweeps ui {spec.name} --storage {escape(spec.storage)}[/], then open {summary.runs_url}"
+            f"MLflow UI: [bold]sweeps ui {spec.name} --storage {escape(spec.storage)}[/], "
+            f"then open {escape(summary.runs_url)}",
+            soft_wrap=True,
         )
     if summary.counts.get("pending"):
         console.print(f"Unfinished trials remain: [bold]sweeps resume {spec.name} --storage {escape(spec.storage)}[/]")
@@ -254,10 +256,14 @@ def report(
 ) -> None:
     """Write the sweep's report: an offline HTML page, 300-DPI PNG/PDF figures and CSV tables."""
     from sweeps.study import Study
+    from sweeps.summary_run import publish
 
-    store, _ = _locate(name, storage)
+    store, root = _locate(name, storage)
     files = Study(store).report(output, x, y, facet, include_unhealthy)
     console.print(f"Report: [bold]{files.page}[/]  ({len(files.figures)} figure file(s), {len(files.tables)} table(s))")
+    run = publish(store, root, files.folder, console)
+    if run:
+        console.print(f"MLflow: the sweep's run carries it with the best trials and the front: {escape(run)}")
 
 
 @app.command()
@@ -268,16 +274,24 @@ def ui(
     port: int = typer.Option(5000, help="Port to listen on."),
 ) -> None:
     """Serve the MLflow UI on the sweep's embedded store and point at its runs table."""
+    from sweeps.summary_run import save_view
     from sweeps.tracking import Tracker
     from sweeps.ui import serve
 
     store, root = _locate(name, storage)
     spec, _ = spec_module.load(store.spec_path())
     tracker = Tracker(spec.tracking, root, spec.experiment_name, spec.name)
+    if tracker.find_view() is None:
+        save_view(store, tracker, console)  # a sweep launched before views were saved
+    tracker.find_parent()
+    base = None if spec.tracking else f"http://{host}:{port}"
+    runs, parent = tracker.runs_url(base), tracker.parent_url(base)
+    if parent:
+        console.print(f"The sweep's run (how to read it, best trials, report): {escape(parent)}", soft_wrap=True)
     if spec.tracking:
-        console.print(f"This sweep tracks to a server: open {tracker.runs_url()}")
+        console.print(f"This sweep tracks to a server: open {escape(runs)}", soft_wrap=True)
         return
-    console.print(f"MLflow UI on {root}: open [bold]{tracker.runs_url(f'http://{host}:{port}')}[/]  (Ctrl-C stops)")
+    console.print(f"MLflow UI on {escape(str(root))}: open [bold]{escape(runs)}[/]  (Ctrl-C stops)", soft_wrap=True)
     raise typer.Exit(serve(root, host, port))
 
 

@@ -230,7 +230,15 @@ def launch(
         }
         mirror.submit("mark interrupted trials", lambda: tracker.mark_interrupted(interrupted))
         mirror.submit("close the sweep's run", lambda: tracker.close_parent(counts, status))
+        # The sweep's run answers it (best trials, front, missing cells, the report): drawn from
+        # storage here, written by the mirror like the rest; a failure is said once, fails nothing.
+        from sweeps import summary_run
+
+        answer = None if storage_full.first() else summary_run.refresh_after_launch(store, console)
+        if answer is not None:
+            mirror.submit("summarize the sweep in its run", lambda: summary_run.write(tracker, answer))
         mirror.close()  # bounded: what the server did not take is mirrored by the next launch
+        summary.runs_url = tracker.runs_url()  # in the sweep's saved view once it is written
         if started_ray:
             import ray
 

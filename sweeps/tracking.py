@@ -16,6 +16,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +26,7 @@ import yaml
 from sweeps.errors import FieldError, SpecError
 from sweeps.secrets import is_secret, redact
 from sweeps.store import COMPLETED_STATUS, FINAL_STATUSES, STOPPED_STATUS, SweepStore
+from sweeps.workload import HEALTH_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,15 @@ def embedded_artifacts(storage: Path) -> str:
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested params as ``a.b`` keys with string values; secrets left out entirely."""
+    """Nested params as ``a.b`` keys with string values; secrets left out entirely.
+
+    A ``None`` (a setting left unset: no quantization, the task's own max_new_tokens) is left
+    out too: as the text "None" on every run it only hides the parameters that are set.
+    """
     out: dict[str, str] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
-        if is_secret(str(key)):
+        if is_secret(str(key)) or value is None:
             continue
         if isinstance(value, Mapping):
             out.update(flatten(value, f"{name}."))
@@ -61,6 +67,53 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
             text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
             out[name] = text[:MAX_PARAM]
     return out
+
+
+def iso_utc(seconds: float) -> str:
+    """A Unix time as ISO 8601 in UTC to the millisecond (``2025-05-01T12:00:00.123Z``), readable in MLflow."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def status_label(record: Mapping[str, Any]) -> str:
+    """The trial's state as MLflow shows it (``sweeps.status``): done, unhealthy, stopped or failed."""
+    status = record.get("status")
+    if status == COMPLETED_STATUS:
+        return "unhealthy" if health_marks(record) else "done"
+    return "stopped" if status == STOPPED_STATUS else "failed"
+
+
+def health_marks(record: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a finished trial's outputs, from its ``health.*`` tags (``empty outputs``)."""
+    tags = record.get("tags") or {}
+    return [k.removeprefix(HEALTH_PREFIX).replace("_", " ") for k in sorted(tags) if k.startswith(HEALTH_PREFIX)]
+
+
+def marked_name(name: str, record: Mapping[str, Any]) -> str:
+    """The run name with the trial's trouble after it (``✗ failed``, ``■ stopped``, ``⚠ empty outputs +1``:
+    the first of its health problems and how many more), so a table without extra columns shows it."""
+    label = status_label(record)
+    if label == "failed":
+        return f"{name} ✗ failed"
+    if label == "stopped":
+        return f"{name} ■ stopped"
+    if label == "unhealthy":
+        first, *more = health_marks(record)
+        return f"{name} ⚠ {first}" + (f" +{len(more)}" if more else "")
+    return name
+
+
+def final_points(record: Mapping[str, Any], progress: Iterable[str]) -> list[tuple[str, float, int, int]]:
+    """A result's metrics as MLflow points: each once, at step 0, stamped with the trial's end.
+
+    Step 0 keeps one meaning per step (progress is logged at steps from 1), and MLflow draws a
+    metric whose latest step is 0 as one bar per run. A metric the trial already drew as a
+    curve (``progress``: a training's loss, samples done) keeps its curve, whose last point is
+    its final value. The fixed stamp makes a second mirroring of the same result (a launcher
+    killed before it marked the run synced) a no-op instead of a second point.
+    """
+    stamp = int(float(record.get("finished_at") or 0) * 1000)
+    drawn = set(progress)
+    return [(k, float(v), stamp, 0) for k, v in (record.get("metrics") or {}).items() if k not in drawn]
 
 
 def is_http(uri: str | None) -> bool:
@@ -194,10 +247,14 @@ class Tracker:
         self._unlogged: dict[str, Mapping[str, Any]] = {}
         #: trial keys whose run this tracker ended (its cached status is out of date)
         self._ended: set[str] = set()
+        #: each trial's run name before any mark of its outcome (``✗ failed``)
+        self._names: dict[str, str] = {}
+        #: the id of the runs-table view this tracker saved on the experiment (see sweeps.mlflow_view)
+        self.view_id: str | None = None
 
     # -- the parent run -------------------------------------------------------------------------
-    def open_parent(self, workload: str, raw_spec: dict, code_version: Mapping[str, str]) -> str:
-        """Find or create the sweep's parent run, mark it running and attach the sweep file."""
+    def find_parent(self) -> str | None:
+        """The sweep's parent run, if MLflow has one (no other change)."""
         runs = self.client.search_runs(
             [self.experiment_id],
             f"tags.`{ROLE}` = 'parent' and tags.`{SWEEP}` = '{self.sweep}'",
@@ -206,6 +263,19 @@ class Tracker:
         )
         if runs:
             self.parent_id = runs[0].info.run_id
+        return self.parent_id if runs else None
+
+    def ensure_parent(self, workload: str) -> str:
+        """The sweep's parent run, created (finished, with nothing in it) when MLflow has none."""
+        if self.find_parent() is None:
+            tags = {ROLE: "parent", SWEEP: self.sweep, "sweeps.workload": workload}
+            self.parent_id = self.client.create_run(self.experiment_id, tags=tags, run_name=self.sweep).info.run_id
+            self.client.set_terminated(self.parent_id)
+        return str(self.parent_id)
+
+    def open_parent(self, workload: str, raw_spec: dict, code_version: Mapping[str, str]) -> str:
+        """Find or create the sweep's parent run, mark it running and attach the sweep file."""
+        if self.find_parent() is not None:
             self.client.update_run(self.parent_id, status="RUNNING")
         else:
             tags = {ROLE: "parent", SWEEP: self.sweep, "sweeps.workload": workload}
@@ -292,8 +362,12 @@ class Tracker:
             self._children[key] = existing
             self._unlogged[key] = params
         elif key not in self._unlogged and (key in self._ended or existing.info.status != "RUNNING"):
-            self.client.update_run(existing.info.run_id, status="RUNNING")
+            # running again: without the mark of how it ended last time, under the plan's name
+            self.client.update_run(existing.info.run_id, status="RUNNING", name=run_name)
             self._ended.discard(key)
+        elif existing.info.run_name != run_name and key not in self._ended:
+            self.client.update_run(existing.info.run_id, name=run_name)
+        self._names[key] = run_name
         run_id = existing.info.run_id
         if key in self._unlogged:
             flat = [Param(k, v) for k, v in flatten(self._unlogged[key]).items()]
@@ -316,10 +390,6 @@ class Tracker:
                 self.client.delete_run(run.info.run_id)
         self._suspect.discard(key)
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
-        stamp = int(time.time() * 1000)
-        self.log_points(run_id, [(k, v, stamp, step) for k, v in metrics.items()])
-
     def log_points(self, run_id: str, points: Sequence[tuple[str, float, int, int]]) -> None:
         """Log ``(name, value, timestamp ms, step)`` points, up to 1000 per request."""
         from mlflow.entities import Metric
@@ -329,16 +399,17 @@ class Tracker:
             self.client.log_batch(run_id, metrics=chunk)
 
     def finish(self, run_id: str, record: Mapping[str, Any], trial_dir: Path) -> None:
-        """Mirror a trial's result.json: metrics, tags, artifacts and final status."""
+        """Mirror a trial's result.json: metrics, tags, artifacts, final status and marked name."""
         from mlflow.entities import RunTag
 
-        if record.get("key"):
-            self.drop_duplicates(str(record["key"]), run_id)
+        key = str(record.get("key") or "")
+        if key:
+            self.drop_duplicates(key, run_id)
         status = record.get("status")
         completed = status in FINAL_STATUSES
-        self.log_metrics(run_id, record.get("metrics") or {}, step=int(record.get("attempt", 1)))
-        label = {COMPLETED_STATUS: "done", STOPPED_STATUS: "stopped"}.get(status, "failed")
-        tags = {STATUS: label, "sweeps.attempt": str(record.get("attempt", 1))}
+        run = self.client.get_run(run_id)
+        self.log_points(run_id, final_points(record, _curves(run)))
+        tags = {STATUS: status_label(record), "sweeps.attempt": str(record.get("attempt", 1))}
         if status == STOPPED_STATUS:
             tags["sweeps.stopped_by"] = str(record.get("stopped_by", ""))
         tags.update({str(k): str(v) for k, v in (record.get("tags") or {}).items()})
@@ -354,17 +425,18 @@ class Tracker:
             elif path.is_dir():  # e.g. a LoRA adapter: kept as a folder of the same name
                 self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
         self.client.set_terminated(run_id, status="FINISHED" if completed else "FAILED")
-        if record.get("key"):
-            self._ended.add(str(record["key"]))
+        name = marked_name(self._names.get(key) or _unmarked(run.info.run_name or key), record)
+        if name != run.info.run_name:
+            self.client.update_run(run_id, name=name)
+        if key:
+            self._ended.add(key)
         # Last, so that a launcher killed anywhere above leaves the result to be mirrored again.
-        self.client.set_tag(run_id, SYNCED, str(record.get("finished_at")))
+        self.client.set_tag(run_id, SYNCED, synced_stamp(record))
 
     def is_synced(self, key: str, record: Mapping[str, Any]) -> bool:
         run = self._children.get(key)
         return bool(
-            run
-            and run.info.status in ("FINISHED", "FAILED")
-            and run.data.tags.get(SYNCED) == str(record.get("finished_at"))
+            run and run.info.status in ("FINISHED", "FAILED") and run.data.tags.get(SYNCED) == synced_stamp(record)
         )
 
     def unsynced(self, store: SweepStore) -> list[tuple[str, dict]]:
@@ -401,5 +473,51 @@ class Tracker:
                 self.client.set_terminated(run.info.run_id, status="KILLED")
 
     def runs_url(self, base: str | None = None) -> str:
+        """The experiment's runs table in MLflow's model-training mode, in the sweep's saved view once it has one."""
+        from sweeps.mlflow_view import runs_url
+
         root = base or (self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000")
-        return f"{root.rstrip('/')}/#/experiments/{self.experiment_id}/runs"
+        return runs_url(root, self.experiment_id, self.view_id)
+
+    def parent_url(self, base: str | None = None) -> str | None:
+        """The parent run's page (its description says how to read the sweep), once known."""
+        if self.parent_id is None:
+            return None
+        from sweeps.mlflow_view import run_url
+
+        root = base or (self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000")
+        return run_url(root, self.experiment_id, self.parent_id)
+
+    def find_view(self) -> str | None:
+        """The sweep's saved runs-table view, if the experiment has it (sets ``view_id``)."""
+        from sweeps.mlflow_view import view_id, view_tag
+
+        tags = self.client.get_experiment(self.experiment_id).tags
+        self.view_id = view_id(self.sweep) if view_tag(self.sweep) in tags else None
+        return self.view_id
+
+    def set_experiment_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_experiment_tag(self.experiment_id, key, value)
+
+
+def synced_stamp(record: Mapping[str, Any]) -> str:
+    """The ``sweeps.synced`` tag of a mirrored result: when its trial finished (which tells attempts apart)."""
+    finished = record.get("finished_at")
+    return iso_utc(finished) if isinstance(finished, (int, float)) else str(finished)
+
+
+def _curves(run: Any) -> set[str]:
+    """Metrics the run already has at a step of its own (progress curves), from its latest values."""
+    return {m.key for m in run.data.to_proto().metrics if m.step >= 1}
+
+
+_MARKS = (" ✗ failed", " ■ stopped", " ⚠ ")
+
+
+def _unmarked(name: str) -> str:
+    """A run name without the mark of how its trial ended (a result mirrored by a later launcher)."""
+    for mark in _MARKS:
+        if mark in name:
+            return name.split(mark, 1)[0]
+    return name

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny models, SmolLM2, one local Ray for the session, sweep files."""
+"""Shared fixtures: tiny models, SmolLM2, one local Ray and one headless Chromium for the session, sweep files."""
 
 from __future__ import annotations
 
@@ -76,3 +76,60 @@ def sweep_file(tmp_path):
         return write_sweep(tmp_path / f"{spec['name']}.yaml", **spec)
 
     return make
+
+
+#: Debian's headless Chromium (Playwright's own browser download is not reachable here)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the session's browser tests, driven by Playwright; each test opens its own pages."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def launched_sweep(tmp_path_factory, ray_session, tiny_model):
+    """A small KV-cache sweep launched once for the session (tiny model): what MLflow and its UI show of it.
+
+    baseline, snapkv (window 8, cache 32 and 64) and streamingllm (cache 32) on passkey, two samples
+    each. Returns the sweep file, the plan, the launch's summary and its output.
+    """
+    from sweep_helpers import run_file
+
+    root = tmp_path_factory.mktemp("launched")
+    path = write_sweep(
+        root / "readable.yaml",
+        name="readable",
+        workload="evaluate",
+        experiment="readable",
+        storage=str(root / "runs"),
+        resources={"cpu": 1, "gpu": 0},
+        max_concurrent=1,
+        fixed={"model": str(tiny_model), "task": "passkey", "context_length": 200, "samples": 2},
+        grid={
+            "method": [
+                {"technique": "baseline"},
+                {"technique": "snapkv", "window_size": 8, "cache_size": [32, 64]},
+                {"technique": "streamingllm", "cache_size": 32},
+            ]
+        },
+    )
+    plan, summary, out = run_file(path)
+    assert summary.counts["done"] == 4, out
+    return path, plan, summary, out

@@ -85,3 +85,60 @@ class MlflowServer:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+class SweepsUi:
+    """`sweeps ui NAME` as a user runs it, in its own session: the link it prints, and its server.
+
+    The server it starts has no job runner beside it (as ``MlflowServer``): it halves the start.
+    """
+
+    def __init__(self, sweep: str, storage: Path, port: int | None = None):
+        self.sweep, self.storage = sweep, storage
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.lines: list[str] = []
+
+    def start(self, seconds: float = 300) -> str:
+        """Start it; returns the runs-table link it printed, once its server answers."""
+        import sys
+        import threading
+
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        command = [sys.executable, "-m", "sweeps.cli", "ui", self.sweep, "--storage", str(self.storage)]
+        self.proc = subprocess.Popen(
+            [*command, "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+        deadline = time.monotonic() + seconds
+        while "Ctrl-C" not in "".join(self.lines):  # its last line (the link) says how to stop it
+            assert self.proc.poll() is None, f"`sweeps ui` ended before it printed its link: {''.join(self.lines)}"
+            assert time.monotonic() < deadline, f"`sweeps ui` printed no link in {seconds} s: {''.join(self.lines)}"
+            time.sleep(0.2)
+        wait_until_healthy(self.url, self.proc, max(deadline - time.monotonic(), 30))
+        return self.link("open ")
+
+    def link(self, after: str) -> str:
+        """The first URL printed after ``after``."""
+        for line in self.lines:
+            if after in line:
+                return line.split(after, 1)[1].split()[0]
+        raise AssertionError(f"no {after!r} in {''.join(self.lines)}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()

@@ -112,7 +112,7 @@ def test_varying_parameters_are_those_that_differ(tmp_path):
     assert "model" not in plan.varying and "task" not in plan.varying
     names = [plan.run_name(t) for t in plan.trials]
     assert names == [
-        "baseline · passkey",
-        "snapkv w32 c256 avgpool · passkey",
-        "snapkv w32 c512 avgpool · passkey",
+        "baseline",
+        "snapkv c256 · w32 avgpool",
+        "snapkv c512 · w32 avgpool",
     ]

@@ -96,7 +96,10 @@ def test_sweeps_ui_serves_the_sweeps_embedded_store(ray_session, sweep_file, tin
     try:
         url = f"http://127.0.0.1:{port}"
         announced = proc.stdout.readline()
-        assert f"{url}/#/experiments/" in announced and announced.strip().endswith("/runs  (Ctrl-C stops)")
+        while "(Ctrl-C stops)" not in announced and announced:  # the sweep's run comes first
+            announced = proc.stdout.readline()
+        assert f"{url}/#/experiments/" in announced and announced.strip().endswith("  (Ctrl-C stops)")
+        assert "/runs?workflowType=machine_learning&viewStateShareKey=sweep-local-ui" in announced
         wait_until_healthy(url, proc, 120)
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name("local-ui")

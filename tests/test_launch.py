@@ -96,7 +96,7 @@ def test_launch_records_every_trial_in_storage_and_mlflow(ray_session, evaluate_
             "result.json",
             "generations.jsonl",
         }
-    assert by_key[snap32.key].info.run_name == "snapkv w8 c32 avgpool · passkey"
+    assert by_key[snap32.key].info.run_name == "snapkv c32 · w8 avgpool"
     sweep_yaml = Path(client.download_artifacts(parent.info.run_id, "sweep.yaml", str(tmp_path)))
     assert SECRET not in sweep_yaml.read_text() and "hf_token: '***'" in sweep_yaml.read_text()
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_done"] == 4

@@ -318,3 +318,18 @@ def test_best_follows_the_main_metrics_direction(study_report):
     table = best_per_budget(records).set_index(["task", "technique", "budget"])
     assert table.loc[("passkey", "snapkv", 64), "best"] == pytest.approx(1.8)
     assert table.loc[("passkey", "snapkv", 64), "vs_baseline"] == pytest.approx(1.8 - 3.0)
+
+
+def test_best_per_model_and_task_follows_the_main_metric_and_a_tie_goes_to_less_memory(study_report):
+    from sweeps.study.best import best_per_group
+
+    study, _ = study_report
+    records = study.records()
+    best = best_per_group(records).set_index("task")
+    assert best.loc["passkey", "keys"] == key_of(TRIALS[0][0]) and best.loc["passkey", "score"] == 0.9  # baseline
+    assert best.loc["niah", "keys"] == key_of(TRIALS[9][0])  # the unhealthy 0.95 is left out
+    tie = records.frame["key"] == key_of(TRIALS[4][0])  # snapkv w8 c128: 10 MB against the baseline's 40
+    records.frame.loc[tie, "score"] = 0.9
+    assert best_per_group(records).set_index("task").loc["passkey", "keys"] == key_of(TRIALS[4][0])
+    records.main = "seconds_per_sample"  # lower is better: the fastest healthy configuration
+    assert best_per_group(records).set_index("task").loc["passkey", "keys"] == key_of(TRIALS[7][0])

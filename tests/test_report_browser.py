@@ -1,30 +1,17 @@
 """The report page in a real browser: Debian's headless Chromium, driven by Playwright.
 
 Needs ``apt-get install chromium`` (Playwright's own browser download is not used); skipped,
-with that reason, where /usr/bin/chromium is absent.
+with that reason, where /usr/bin/chromium is absent (the session's ``chromium`` fixture).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from report_helpers import COSTS, TRIALS, front_keys, key_of, write_study
 
 import sweeps
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
 
 
 def mean(members: list[dict], metric: str) -> float:
@@ -62,21 +49,17 @@ def expected_views() -> dict:
 
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
+def browser_page(tmp_path_factory, chromium):
     root = tmp_path_factory.mktemp("runs")
     write_study(root)
     study = sweeps.load("study", storage=root)
     files = study.report()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(120_000)  # a 4 MB page with plotly inlined, on a busy 2-core machine
-        page.goto(files.page.as_uri())
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
-        yield study, page
-        browser.close()
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)  # a 4 MB page with plotly inlined, on a busy 2-core machine
+    page.goto(files.page.as_uri())
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
+    yield study, page
+    page.close()
 
 
 def test_fronts_render_every_configuration_and_outline_the_front(browser_page):

@@ -174,7 +174,7 @@ def test_a_sweep_of_lora_settings_plans_one_trial_per_cell(sft_data):
     plan = make_plan(parse(raw))
     assert len(plan.trials) == 8 and len({t.key for t in plan.trials}) == 8
     names = {plan.run_name(t) for t in plan.trials}
-    assert "sft model · r8 lr0.0001 target_modules=q_proj,v_proj" in names
+    assert "r8 lr0.0001 target_modules=q_proj,v_proj · sft" in names
 
 
 # -- LoRA targets ----------------------------------------------------------------------------------

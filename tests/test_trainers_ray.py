@@ -146,6 +146,15 @@ def test_grpo_runs_steps_and_logs_each_reward(ray_session, trainer_sweep, tiny_m
     (run,) = child_runs(storage, "grpo-steps")
     for metric in ("reward", "reward_std", "rewards/format/mean", "rewards/boxed_match/std", "completions/mean_length"):
         assert {1, 2} <= set(history(storage, run.info.run_id, metric)), metric
+    # one meaning per step: a curve keeps its global steps, each with one value; a final metric is one point
+    client = MlflowClient(embedded_uri(storage))
+    for metric in metrics:
+        values: dict[int, set[float]] = {}
+        for point in client.get_metric_history(run.info.run_id, metric):
+            values.setdefault(point.step, set()).add(point.value)
+        assert all(len(v) == 1 for v in values.values()), (metric, values)
+    for metric in ("eval_accuracy", "train_runtime"):
+        assert len(client.get_metric_history(run.info.run_id, metric)) == 1, metric
 
 
 def test_asha_stops_a_poor_lora_trial_and_the_next_trial_gets_its_cpus(trainer_sweep, tiny_model, tmp_path):

@@ -69,11 +69,16 @@ class _FineTuning:
         }
 
     def run_name(self, params: Mapping[str, object], varying: Collection[str]) -> str:
-        """E.g. ``sft smollm2-135m-instruct · r16 lr0.0002``: the workload and model, then what varies."""
-        parts = [f"{_SHORT[k]}{_short(params[k])}" for k in _SHORT if k in varying and k in params]
-        parts += [f"{k}={_short(params[k])}" for k in sorted(varying) if k not in _SHORT and k in params]
-        head = f"{self.name} {_short(params.get('model', ''))}"
-        return " · ".join([head, " ".join(parts)]) if parts else head
+        """What varies first, then the workload: ``r16 lr0.0002 · sft`` (the model too when it varies);
+        a single trial is ``sft smollm2-135m-instruct``."""
+        parts = [_short(params["model"])] if "model" in varying and "model" in params else []
+        parts += [f"{_SHORT[k]}{_short(params[k])}" for k in _SHORT if k in varying and k in params]
+        parts += [
+            f"{k}={_short(params[k])}" for k in sorted(varying) if k not in _SHORT and k != "model" and k in params
+        ]
+        if not parts:
+            return f"{self.name} {_short(params.get('model', ''))}"
+        return f"{' '.join(parts)} · {self.name}"
 
     def catalog(self) -> Mapping[str, Mapping[str, object]]:
         return {}
