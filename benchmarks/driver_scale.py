@@ -91,7 +91,7 @@ class Outcome:
 # -- bare Ray Tune ----------------------------------------------------------------------------------
 def bare_trial(config: dict) -> None:
     """The noop trial as a plain Tune function trainable: its metrics reported, nothing recorded."""
-    tune.report(noop_trial({"params": config}))
+    tune.report(noop_trial({"params": config}).metrics)
 
 
 class AdvanceOnCompletion(tune.Callback):

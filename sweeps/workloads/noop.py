@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweeps.workload import TrialResult
+
 
 @dataclass
 class NoopParams:
     """A point ``x`` and how long the trial pretends to work."""
 
+    #: the point the trial evaluates: it reports loss = (x - 1)^2
     x: float = 0.0
     #: seconds the trial sleeps before it returns (0: as fast as the platform goes)
     seconds: float = 0.0
@@ -34,13 +37,13 @@ def loss(x: float) -> float:
     return (x - 1.0) ** 2
 
 
-def noop_trial(config: Mapping[str, Any]) -> dict[str, float]:
-    """Run one trial: sleep, then return metrics only (a plain dict, no bookkeeping keys)."""
+def noop_trial(config: Mapping[str, Any]) -> TrialResult:
+    """Run one trial: sleep, then return its metrics."""
     params = config["params"]
     seconds = float(params.get("seconds", NoopParams.seconds))
     if seconds:
         time.sleep(seconds)
-    return {"loss": loss(float(params.get("x", NoopParams.x))), "slept_s": seconds}
+    return TrialResult(metrics={"loss": loss(float(params.get("x", NoopParams.x))), "slept_s": seconds})
 
 
 class NoopWorkload:
@@ -74,6 +77,10 @@ class NoopWorkload:
 
     def catalog(self) -> Mapping[str, Mapping[str, type]]:
         return {}
+
+    def group_key(self, params: Mapping[str, object]) -> None:
+        """Noop trials share no work: each runs alone."""
+        return None
 
     def release(self, trial_dir: Path) -> None:
         """Nothing to give back: a trial holds only what Tune reserved for it."""
