@@ -8,11 +8,13 @@ It runs in Tune's event loop, so it makes no MLflow request itself: the mirror
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ray.tune import Callback
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sweeps import storage_full
@@ -177,12 +179,20 @@ class SweepCallback(Callback):
                 continue
             if storage_full.note(error, f"trial {key}'s folder") or storage_full.first():
                 return  # no retry line: the launcher stops the sweep and says why once
-            record = self.store.result(key) or {}
-            reason = _headline(record) if record.get("status") == FAILED_STATUS else ""
-            because = f": {reason}" if reason else ""
-            self.console.print(
-                f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  retrying after an error{because}"
-            )
+            self.console.print(f"[yellow]↻[/] {self.names.get(key, key)}  [dim]{key}[/]  {self._retrying(key, error)}")
+
+    def _retrying(self, key: str, error: str) -> str:
+        """Why Tune retries the trial, in one line: what died under it, else the error it recorded.
+
+        A lost node or process leaves the trial no chance to record anything (or leaves a record
+        of an earlier attempt), so Ray's report in Tune's error file says what happened.
+        """
+        died = _death(_last_failure(error))
+        if died:
+            return f"retrying: {escape(died)}"
+        record = self.store.result(key) or {}
+        reason = _headline(record) if record.get("status") == FAILED_STATUS else ""
+        return f"retrying after an error: {reason}" if reason else "retrying after an error"
 
     def _recorded_last_attempt(self, key: str) -> bool:
         """Whether the trial's latest attempt wrote its own result (done or failed with its own error)."""
@@ -226,6 +236,38 @@ def _headline(record: Mapping[str, Any]) -> str:
     """The first line of a recorded failure, short enough for one console line ("" if none)."""
     lines = (record.get("error") or {}).get("message", "").splitlines()
     return lines[0][:160] if lines else ""
+
+
+#: how Tune heads each failure in a trial's error file (one file for all of a trial's failures)
+_FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)\n", re.MULTILINE)
+#: how Ray's ActorDiedError begins when the actor's process or node died (not an error it raised)
+_ACTOR_DIED = "The actor died unexpectedly before finishing this task."
+_NODE_DIED = re.compile(r"its node has died\. Node Id: (?P<node>[0-9a-f]+)")
+_NODE_IP = re.compile(r"^\s*ip: (?P<ip>\S+)$", re.MULTILINE)
+_NODE_WHY = re.compile(r"node was terminated[^:\n]*: (?P<why>.+)")
+
+
+def _last_failure(error: str) -> str:
+    """The latest failure in a trial's error text (Tune appends one entry per failure)."""
+    return _FAILURE_HEADER.split(error)[-1].strip()
+
+
+def _death(failure: str) -> str:
+    """What died under a trial whose Ray actor was lost, e.g. "its node 127.0.0.1 (3f2a91c0) died: …";
+    "" when the failure is an error the trial raised (Ray's report of it starts otherwise)."""
+    if not failure.startswith(_ACTOR_DIED):
+        if failure.startswith("The actor ") and " is unavailable: " in failure:
+            return "its Ray actor stopped answering (its node or process died)"
+        return ""
+    node = _NODE_DIED.search(failure)
+    if node:
+        ip = _NODE_IP.search(failure)
+        why = _NODE_WHY.search(failure)
+        where = f"{ip.group('ip')} ({node.group('node')[:8]})" if ip else node.group("node")[:8]
+        return f"its node {where} died" + (f": {why.group('why').strip()[:120]}" if why else "")
+    # the process died on a live node (killed, out of memory): Ray's cause follows its actor fields
+    cause = next((line for line in failure.splitlines()[1:] if line and not line.startswith("\t")), "")
+    return f"its process died: {cause[:140]}" if cause else "its process died"
 
 
 def _error_text(trial: Any) -> str:
