@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import os
 import shutil
@@ -42,7 +43,7 @@ from rich.table import Table
 from team_server import TeamServer, missing
 
 from sweeps.errors import SpecError
-from sweeps.plan import make_plan
+from sweeps.plan import Plan, make_plan
 from sweeps.runner import connect_ray, launch
 from sweeps.spec import parse
 from sweeps.store import SweepStore
@@ -156,34 +157,23 @@ def platform(
     if server:  # as a team's shared experiment would be (a fresh server's first requests are slow)
         server.create_experiment(experiment)
     cpu_before = server.cpu_seconds() if server else 0.0
-    said = io.StringIO()
+    said = Console(file=io.StringIO(), width=200)
     task = progress.add_task(label, total=len(plan.trials))
-    with counting(lambda: len(store.result_keys()), lambda n: progress.update(task, completed=n)):
+    with counting(lambda: len(store.result_keys()), lambda n: progress.update(task, completed=n)) as polling:
         began = time.time()
         start, cpu = time.perf_counter(), time.process_time()
-        summary = launch(plan, raw, console=Console(file=said, width=200))
+        summary = launch(plan, raw, console=said)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    outcome = Outcome(label, wall, summary.counts["done"], cpu)
+    outcome = Outcome(label, wall, summary.counts["done"], cpu - polling[0])
     ended = mirrored_end_times(uri, experiment)
     outcome.mirrored_at_exit = len(ended)
     if len(ended) < outcome.done and drain_s > 0:
-        drained = progress.add_task(f"{label}: relaunches mirror the rest", total=outcome.done, completed=len(ended))
-        deadline = time.monotonic() + drain_s
-        while len(ended) < outcome.done and time.monotonic() < deadline:
-            try:  # every trial is done: the relaunch only mirrors
-                launch(plan, raw, console=Console(file=said, width=200))
-            except SpecError as exc:  # the server did not answer the launcher in time
-                outcome.notes.append(f"relaunch refused: {exc.render().splitlines()[-1].strip()}")
-                break
-            outcome.relaunches += 1
-            before, ended = len(ended), mirrored_end_times(uri, experiment)
-            progress.update(drained, completed=len(ended))
-            if len(ended) == before:
-                break
+        read = functools.partial(mirrored_end_times, uri, experiment)
+        ended = relaunch_until_mirrored(plan, raw, outcome, read, ended, said, progress, drain_s)
     if server:
         outcome.server_cpu_s = server.cpu_seconds() - cpu_before
     # what the launcher said about MLflow (a server that did not answer, a backlog left at exit)
-    outcome.notes += [line for line in said.getvalue().splitlines() if line.startswith("MLflow:")]
+    outcome.notes += [line for line in said.file.getvalue().splitlines() if line.startswith("MLflow:")]
     finished = [record["finished_at"] for t in plan.trials if (record := store.result(t.key))]
     if finished:
         outcome.last_result_s = max(finished) - began
@@ -196,22 +186,57 @@ def platform(
 
 
 @contextmanager
-def counting(count: Callable[[], int], show: Callable[[int], None], every_s: float = 1.0) -> Iterator[None]:
-    """Show ``count()`` every ``every_s`` seconds while the block runs (launch takes no callback of ours)."""
+def counting(count: Callable[[], int], show: Callable[[int], None], every_s: float = 1.0) -> Iterator[list[float]]:
+    """Show ``count()`` every ``every_s`` seconds while the block runs (launch takes no callback of ours).
+
+    Yields a list that holds, once the block is over, the CPU seconds the counting itself used, which
+    the caller takes out of the launcher's CPU time.
+    """
     stop = threading.Event()
+    used = [0.0]
 
     def poll() -> None:
         while not stop.wait(every_s):
             show(count())
+        used[0] = time.thread_time()
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     try:
-        yield
+        yield used
     finally:
         stop.set()
         thread.join()
         show(count())
+
+
+def relaunch_until_mirrored(
+    plan: Plan,
+    raw: dict,
+    outcome: Outcome,
+    read: Callable[[], list[float]],
+    ended: list[float],
+    said: Console,
+    progress: Progress,
+    drain_s: float,
+) -> list[float]:
+    """Launch the finished sweep again, as a user would, while each relaunch gets more results into MLflow
+    (for at most ``drain_s``); returns the mirrored runs' end times, as ``read()`` gives them."""
+    task = progress.add_task(f"{outcome.label}: relaunches mirror the rest", total=outcome.done)
+    progress.update(task, completed=len(ended))
+    deadline = time.monotonic() + drain_s
+    while len(ended) < outcome.done and time.monotonic() < deadline:
+        try:  # every trial is done: the relaunch only mirrors
+            launch(plan, raw, console=said)
+        except SpecError as exc:  # the server did not answer the launcher in time
+            outcome.notes.append(f"relaunch refused: {exc.render().splitlines()[-1].strip()}")
+            break
+        outcome.relaunches += 1
+        before, ended = len(ended), read()
+        progress.update(task, completed=len(ended))
+        if len(ended) == before:
+            break
+    return ended
 
 
 def mirrored_end_times(uri: str, experiment: str) -> list[float]:
