@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeps import storage_full
 from sweeps.mlflow_view import RunsView, experiment_tags
 from sweeps.store import DONE, FAILED, PENDING, PLAN, RESULT, RUNNING, STOPPED, SweepStore
 
@@ -37,6 +38,10 @@ SUMMARY = "summary.json"
 #: metrics every evaluate run carries as an axis of memory (tokens kept, and the budget)
 MEMORY_AXES = ("kv_cache_tokens", "kv_budget_tokens")
 REPORT_ARTIFACTS = ("html", "png", "csv")
+#: free space the summary leaves on the sweep's storage at least (what a launch needs to start), and
+#: what drawing a report takes (its page alone, with plotly inlined, is about 5 MB)
+ROOM = storage_full.MIN_FREE_EMBEDDED
+REPORT_ROOM = 16 * 2**20
 #: a trial's status in storage, as the launch and `sweeps status` count them
 STATUSES = (DONE, STOPPED, FAILED, RUNNING, PENDING)
 
@@ -173,15 +178,26 @@ def write(tracker: Tracker, summary: SweepSummary) -> None:
         path = Path(tmp) / SUMMARY
         path.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
         client.log_artifact(parent, str(path))
-    if summary.report is not None and summary.report.is_dir():
-        for file in sorted(summary.report.iterdir()):
-            if file.is_file() and file.suffix.lstrip(".") in REPORT_ARTIFACTS:
-                client.log_artifact(parent, str(file), artifact_path="report")
+    files = report_artifacts(summary.report)
+    size = sum(f.stat().st_size for f in files)
+    if tracker.embedded and storage_full.free_bytes(tracker.storage) < size + ROOM:
+        # a copy in the embedded store must not fill the storage the sweep's results live on
+        raise RuntimeError(f"the report ({size / 2**20:.0f} MB) is not copied: {tracker.storage} is nearly full")
+    for file in files:
+        client.log_artifact(parent, str(file), artifact_path="report")
+
+
+def report_artifacts(folder: Path | None) -> list[Path]:
+    """The report's page, PNG figures and CSV tables (PDFs stay in storage, for papers)."""
+    if folder is None or not folder.is_dir():
+        return []
+    return [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lstrip(".") in REPORT_ARTIFACTS]
 
 
 def prepare(store: SweepStore, report: Path | None = None) -> SweepSummary:
     """The summary of the sweep in ``store`` with its report: ``report`` as it is (what ``sweeps report``
-    just wrote), else the default report folder, drawn again when the plan or a result changed since."""
+    just wrote), else the default report folder, drawn again when the plan or a result changed since
+    (none, when the storage has too little room left for it)."""
     from sweeps.study import Study
     from sweeps.study.study import REPORT_DIR
 
@@ -191,8 +207,11 @@ def prepare(store: SweepStore, report: Path | None = None) -> SweepSummary:
     if report is None:
         report = default
         if _read(default / SOURCES) != sources:
-            study.report(default)
-            report_sources(default, sources)
+            if storage_full.free_bytes(store.root) < REPORT_ROOM + ROOM:
+                report = None  # the results come first: the report waits for space
+            else:
+                study.report(default)
+                report_sources(default, sources)
     elif report.resolve() == default.resolve():
         report_sources(default, sources)
     return summarize(study.records(), store.root.name, report)
@@ -225,10 +244,14 @@ def _read(path: Path) -> str | None:
 def refresh_after_launch(store: SweepStore, console: Console) -> SweepSummary | None:
     """The summary for the end of a launch, or None (said once) when storage cannot give one."""
     try:
-        return prepare(store)
+        summary = prepare(store)
     except (Exception, KeyboardInterrupt) as exc:  # the launch's results stand whatever the report does
         console.print(f"[yellow]The sweep's summary for MLflow could not be built: {_short(exc)}[/]")
         return None
+    if summary.report is None:
+        free = storage_full.free_bytes(store.root) / 2**20
+        console.print(f"[yellow]The sweep's report was not drawn: {free:.0f} MB free in {store.root} is too little[/]")
+    return summary
 
 
 def publish(store: SweepStore, storage: Path, report: Path | None, console: Console) -> str | None:
