@@ -6,9 +6,10 @@ memory, the cells of the grid that are missing, and how to read the sweep in MLf
 description). It carries ``sweeps report``'s page, figures and tables as artifacts, and the
 experiment carries the sweep's saved runs-table view (:mod:`sweeps.mlflow_view`).
 
-Everything is computed by :mod:`sweeps.study` from storage; this module only words it and
-writes it. A launch refreshes it at its end, ``sweeps report`` after writing the report.
-MLflow is a mirror: a summary that cannot be written is reported, never a failed launch.
+Everything is computed by :mod:`sweeps.study` from storage; this module gathers it into one
+contract (:class:`SweepSummary`) and writes it, :mod:`sweeps.summary_note` words it. A launch
+refreshes it at its end, ``sweeps report`` after writing the report. MLflow is a mirror: a
+summary that cannot be written is reported, never a failed launch.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeps import storage_full
 from sweeps.mlflow_view import RunsView, experiment_tags
 from sweeps.store import DONE, FAILED, PENDING, PLAN, RESULT, RUNNING, STOPPED, SweepStore
 
@@ -34,13 +35,13 @@ if TYPE_CHECKING:
 
 NOTE_TAG = "mlflow.note.content"
 SUMMARY = "summary.json"
-#: rows of each table in the description (the CSVs in the report have all of them)
-MAX_ROWS = 20
-#: MLflow keeps tag values up to 8000 characters
-MAX_NOTE = 7900
 #: metrics every evaluate run carries as an axis of memory (tokens kept, and the budget)
 MEMORY_AXES = ("kv_cache_tokens", "kv_budget_tokens")
 REPORT_ARTIFACTS = ("html", "png", "csv")
+#: free space the summary leaves on the sweep's storage at least (what a launch needs to start), and
+#: what drawing a report takes (its page alone, with plotly inlined, is about 5 MB)
+ROOM = storage_full.MIN_FREE_EMBEDDED
+REPORT_ROOM = 16 * 2**20
 #: a trial's status in storage, as the launch and `sweeps status` count them
 STATUSES = (DONE, STOPPED, FAILED, RUNNING, PENDING)
 
@@ -147,98 +148,6 @@ def _metrics(row: Any, records: Records) -> dict[str, Any]:
     return {m: row[m] for m in names if m in row.index and not _missing(row[m])}
 
 
-def description(summary: SweepSummary) -> str:
-    """The parent run's description: how to read the sweep in MLflow, then its answers (markdown)."""
-    main, view_name = summary.main, f"sweep {summary.sweep}"
-    better = "lower" if summary.lower_is_better else "higher"
-    lines = [
-        _headline(summary),
-        "",
-        "## How to read this sweep",
-        f"- The link `sweeps ui {summary.sweep}` and `sweeps launch` print opens the saved view **{view_name}** "
-        f"(*Views*, top right): one row per trial, the best **{main}** ({better} is better) first, with the "
-        "parameters that vary, the key metrics and `sweeps.status`. Runs without the metric (this run, failed "
-        "trials) come last.",
-        "- Run names start with what varies across the sweep and leave out what every trial shares; "
-        "`✗ failed`, `⚠ …` (broken outputs) and `■ stopped` (ended early by the scheduler) mark the trials to look at.",
-        f"- A single collapsed row means the table lost the view: pick **{view_name}** under *Views*, or sort by "
-        f"`{main}` (MLflow nests trials under this run only while sorted by creation time). If the left bar offers "
-        "GenAI pages (traces, judges), switch it to **Model training** (top left).",
-        "- The chart view (second button above the table) shows every run"
-        + (
-            f": `{main}` against {' and '.join(f'`{x}`' for x, _ in summary.view.tradeoffs)}, then one bar per run "
-            "for each metric of the table."
-            if summary.view.tradeoffs
-            else "."
-        ),
-        *(
-            [
-                "- Every evaluation run reports `kv_cache_tokens` (tokens kept per layer) and `kv_budget_tokens` "
-                "(its `cache_size`; the prompt's length for a technique that keeps it all), so all runs share "
-                "those axes in *Compare*, techniques without a `cache_size` included."
-            ]
-            if any(m in summary.view.metrics for m in MEMORY_AXES)
-            else []
-        ),
-        "- Final metrics are logged once, at step 0; progress (samples done, a training's loss) at its own step.",
-        "- Artifacts of this run: `report/report.html` (interactive fronts, heatmaps, completeness; opens "
-        f"offline), `report/*.png` figures, `report/*.csv` tables, `{SUMMARY}`; the sweep file as `sweep.yaml`.",
-    ]
-    groups = [g for g in ("model", "task") if summary.best and g in summary.best[0]]
-    if summary.best:
-        lines += ["", f"## Best per {' and '.join(groups) or 'sweep'} by {main} ({better} is better)"]
-        lines += _table(summary.best, [*groups, "trial", main, "kv_cache_mb", *MEMORY_AXES])
-    if summary.front:
-        lines += ["", f"## On the Pareto front of {main} against {summary.front_cost}"]
-        lines += _table(summary.front, [*groups, "trial", main, summary.front_cost or ""])
-    if summary.missing:
-        lines += ["", f"## Missing cells ({' × '.join(summary.missing_axes)})"]
-        lines += _table(summary.missing, [*summary.missing_axes, "state"])
-    elif summary.counts.get("total"):
-        lines += ["", "## Missing cells", "None: every cell of the grid has all its trials done."]
-    text = "\n".join(lines) + "\n"
-    return text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 60] + "\n\n… (cut: see the report's CSV tables)\n"
-
-
-def _headline(summary: SweepSummary) -> str:
-    """The first line, which MLflow shows of a folded description: trial counts and, with one
-    (model, task), its best trial."""
-    line = f"**{summary.workload} sweep {summary.sweep}: {_counts_text(summary.counts)}.**"
-    if len(summary.best) == 1:
-        best = summary.best[0]
-        line += f" Best by {summary.main}: {best['trial']} ({summary.main} {_cell(best.get(summary.main))})."
-    return line
-
-
-def _counts_text(counts: Mapping[str, int]) -> str:
-    """``4 done (1 unhealthy), 1 failed — 5 in all``."""
-    parts = []
-    for status in STATUSES:
-        if counts.get(status):
-            sick = counts.get("unhealthy", 0) if status == "done" else 0
-            parts.append(f"{counts[status]} {status}" + (f" ({sick} unhealthy)" if sick else ""))
-    return ", ".join(parts) + f" — {counts.get('total', 0)} in all"
-
-
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
-    """A markdown table of at most MAX_ROWS rows, with those of ``columns`` the rows have."""
-    keys = [c for c in dict.fromkeys(columns) if c in rows[0]]
-    out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for row in rows[:MAX_ROWS]:
-        out.append("| " + " | ".join(_cell(row.get(k)) for k in keys) + " |")
-    if len(rows) > MAX_ROWS:
-        out.append(f"\n… and {len(rows) - MAX_ROWS} more (see the report's CSV tables)")
-    return out
-
-
-def _cell(value: Any) -> str:
-    if _missing(value):
-        return "—"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else f"{value:.4g}"
-    return str(value).replace("|", "\\|")
-
-
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -256,6 +165,8 @@ def _plain(value: Any) -> Any:
 
 def write(tracker: Tracker, summary: SweepSummary) -> None:
     """Refresh the parent run (description, counts, artifacts) and the experiment's view of the sweep."""
+    from sweeps.summary_note import description
+
     parent = tracker.ensure_parent(summary.workload)
     tracker.set_experiment_tags(experiment_tags(summary.view))
     tracker.find_view()
@@ -267,15 +178,26 @@ def write(tracker: Tracker, summary: SweepSummary) -> None:
         path = Path(tmp) / SUMMARY
         path.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
         client.log_artifact(parent, str(path))
-    if summary.report is not None and summary.report.is_dir():
-        for file in sorted(summary.report.iterdir()):
-            if file.is_file() and file.suffix.lstrip(".") in REPORT_ARTIFACTS:
-                client.log_artifact(parent, str(file), artifact_path="report")
+    files = report_artifacts(summary.report)
+    size = sum(f.stat().st_size for f in files)
+    if tracker.embedded and storage_full.free_bytes(tracker.storage) < size + ROOM:
+        # a copy in the embedded store must not fill the storage the sweep's results live on
+        raise RuntimeError(f"the report ({size / 2**20:.0f} MB) is not copied: {tracker.storage} is nearly full")
+    for file in files:
+        client.log_artifact(parent, str(file), artifact_path="report")
+
+
+def report_artifacts(folder: Path | None) -> list[Path]:
+    """The report's page, PNG figures and CSV tables (PDFs stay in storage, for papers)."""
+    if folder is None or not folder.is_dir():
+        return []
+    return [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lstrip(".") in REPORT_ARTIFACTS]
 
 
 def prepare(store: SweepStore, report: Path | None = None) -> SweepSummary:
     """The summary of the sweep in ``store`` with its report: ``report`` as it is (what ``sweeps report``
-    just wrote), else the default report folder, drawn again when the plan or a result changed since."""
+    just wrote), else the default report folder, drawn again when the plan or a result changed since
+    (none, when the storage has too little room left for it)."""
     from sweeps.study import Study
     from sweeps.study.study import REPORT_DIR
 
@@ -285,8 +207,11 @@ def prepare(store: SweepStore, report: Path | None = None) -> SweepSummary:
     if report is None:
         report = default
         if _read(default / SOURCES) != sources:
-            study.report(default)
-            report_sources(default, sources)
+            if storage_full.free_bytes(store.root) < REPORT_ROOM + ROOM:
+                report = None  # the results come first: the report waits for space
+            else:
+                study.report(default)
+                report_sources(default, sources)
     elif report.resolve() == default.resolve():
         report_sources(default, sources)
     return summarize(study.records(), store.root.name, report)
@@ -319,10 +244,14 @@ def _read(path: Path) -> str | None:
 def refresh_after_launch(store: SweepStore, console: Console) -> SweepSummary | None:
     """The summary for the end of a launch, or None (said once) when storage cannot give one."""
     try:
-        return prepare(store)
+        summary = prepare(store)
     except (Exception, KeyboardInterrupt) as exc:  # the launch's results stand whatever the report does
         console.print(f"[yellow]The sweep's summary for MLflow could not be built: {_short(exc)}[/]")
         return None
+    if summary.report is None:
+        free = storage_full.free_bytes(store.root) / 2**20
+        console.print(f"[yellow]The sweep's report was not drawn: {free:.0f} MB free in {store.root} is too little[/]")
+    return summary
 
 
 def publish(store: SweepStore, storage: Path, report: Path | None, console: Console) -> str | None:

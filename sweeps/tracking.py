@@ -227,6 +227,7 @@ class Tracker:
         # MLflow's own SQLAlchemy mappings use a deprecated loader strategy: nothing to act on here.
         warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy is deprecated")
         self.embedded = tracking is None
+        self.storage = storage
         self.uri = embedded_uri(storage) if self.embedded else tracking
         storage.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)

@@ -214,3 +214,30 @@ def test_a_summary_that_cannot_be_written_does_not_fail_the_launch(ray_session, 
     assert summary.counts["done"] == 1 and summary.failed == 0
     assert out.count("The sweep's summary for MLflow could not be built") == 1, out
     assert "viewStateShareKey" not in summary.runs_url and "workflowType=machine_learning" in summary.runs_url
+
+
+def test_a_large_sweeps_description_fits_what_mlflow_keeps_of_a_tag():
+    from sweeps.mlflow_view import RunsView
+    from sweeps.summary_note import MAX_NOTE, description
+    from sweeps.summary_run import SweepSummary
+
+    models = [f"org/model-{i}" for i in range(400)]
+    missing = [{"model": m, "task": "niah", "state": "0/4 done · 4 pending"} for m in models]
+    best = [{"model": m, "task": "niah", "trial": "c2048 · snapkv w32 maxpool", "score": 0.5} for m in models[:40]]
+    summary = SweepSummary(
+        sweep="helmet",
+        workload="evaluate",
+        main="score",
+        lower_is_better=False,
+        counts={"total": 1600, "pending": 1600},
+        best=best,
+        front_cost=None,
+        front=[],
+        missing_axes=["model", "task"],
+        missing=missing,
+        view=RunsView("helmet", ["cache_size"], ["score"], "score", False),
+    )
+    text = description(summary)
+    assert len(text) <= MAX_NOTE and text.startswith("**evaluate sweep helmet: 1600 pending — 1600 in all.**")
+    assert "… and 20 more (see the report's CSV tables)" in text  # best: 40 rows, 20 shown
+    assert "… and 380 more" in text or text.endswith("(cut: see the report's CSV tables)\n")

@@ -169,3 +169,29 @@ def test_a_write_that_finds_no_space_is_remembered_and_leaves_nothing_half_writt
     assert event is not None and event.reason == "no space left" and "result.json" in event.where
     assert not (disk / "k" / "result.json").exists() and not [p for p in disk.rglob(".result.json.*")]
     storage_full.reset()
+
+
+def test_a_storage_without_room_for_the_report_still_gets_the_sweeps_summary(
+    ray_session, sweep_file, tiny_model, small_disk
+):
+    from mlflow import MlflowClient
+    from sweep_helpers import run_file
+
+    from sweeps.tracking import embedded_uri
+
+    storage = small_disk("12m")  # room for the results and MLflow's database, not for a 5 MB report page
+    path = sweep_file(
+        name="tight",
+        experiment="tight",
+        storage=str(storage),
+        fixed={"model": str(tiny_model), "task": "passkey", "context_length": 200, "samples": 1},
+    )
+    plan, summary, out = run_file(path)
+    assert summary.counts["done"] == 1 and storage_full.first() is None, out
+    assert out.count("The sweep's report was not drawn") == 1, out
+    assert not (storage / "tight" / "report").exists()
+    client = MlflowClient(embedded_uri(storage))
+    experiment = client.get_experiment_by_name("tight").experiment_id
+    (parent,) = client.search_runs([experiment], "tags.`sweeps.role` = 'parent'")
+    assert "## How to read this sweep" in parent.data.tags["mlflow.note.content"]
+    assert "report" not in {a.path for a in client.list_artifacts(parent.info.run_id)}
