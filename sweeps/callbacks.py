@@ -144,8 +144,10 @@ class SweepCallback(Callback):
             metrics = reported
             if result.get("done"):
                 # The trial's last result: its final metrics reach MLflow once, from result.json at
-                # step 0 (Tracker.finish); only the curves drawn so far get their last point here.
-                metrics = {k: v for k, v in reported.items() if k in drawn}
+                # step 0 (Tracker.finish); only the curves drawn so far get their last point here,
+                # from the member's own result (a group's last step reports no member's values).
+                own = (self.store.result(key) or {}).get("metrics") or reported
+                metrics = {k: v for k, v in own.items() if k in drawn and isinstance(v, (int, float))}
             drawn.update(metrics)
             self._open(key)
             self.mirror.progress(key, metrics, step)

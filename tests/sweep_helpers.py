@@ -44,3 +44,10 @@ def sweeps_cli(*args: str, **kwargs) -> subprocess.Popen:
         start_new_session=True,
         **kwargs,
     )
+
+
+def finished_label(record: dict) -> str:
+    """What MLflow's ``sweeps.status`` must say of a finished trial: ``unhealthy`` when a health
+    check tagged its outputs (tiny random models often produce empty or unformatted answers)."""
+    tags = record.get("tags") or {}
+    return "unhealthy" if any(k.startswith("health.") for k in tags) else "done"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 from mlflow import MlflowClient
 from mlflow_server import MlflowServer, free_port
-from sweep_helpers import run_file, sweeps_cli
+from sweep_helpers import finished_label, run_file, sweeps_cli
 
 from sweeps.errors import SpecError
 from sweeps.mirror import EXIT_STALL_S
@@ -125,7 +125,7 @@ def _assert_mirrored(url: str, experiment: str, plan, out: str) -> None:
     for run in children:
         record = store.result(run.data.tags["sweeps.trial_key"])
         assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert run.data.tags["sweeps.status"] == "done" and run.data.tags.get("sweeps.synced")
+        assert run.data.tags["sweeps.status"] == finished_label(record) and run.data.tags.get("sweeps.synced")
         assert record["metrics"] and set(record["metrics"]) <= set(run.data.metrics)
         # final-only metrics; a progress metric's latest value in MLflow may be a step of a lost progress report
         for name in ("score", "kv_cache_mb"):

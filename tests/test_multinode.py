@@ -280,7 +280,8 @@ def test_a_sweep_on_a_three_node_cluster_survives_a_lost_worker_node(cluster, ti
     assert retried, "no trial was retried after its node died"
     # its actor died with its node: Ray's report becomes one line per retried trial that says so
     failures = assert_one_retry_line_per_failure(output, storage, "multinode", NODE_LOST)
-    assert all(failures[key] for key in retried)
+    attempts = {r["key"]: r["attempt"] for r in records}
+    assert all(failures[key] for key in retried), f"retried without a failure Tune saw: {failures} {attempts}\n{output}"
     runs = child_runs(storage, "multinode")
     assert sorted(r.data.tags["sweeps.trial_key"] for r in runs) == sorted(r["key"] for r in records)
     assert "joined the cluster" in output
