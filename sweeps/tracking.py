@@ -232,14 +232,7 @@ class Tracker:
         storage.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.sweep = sweep
-        found = self.client.get_experiment_by_name(experiment)
-        if found is None:
-            location = embedded_artifacts(storage) if self.embedded else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        else:
-            self.experiment_id = found.experiment_id
-            if found.lifecycle_stage == "deleted":
-                self.client.restore_experiment(self.experiment_id)
+        self.experiment_id = self._experiment(experiment)
         self.parent_id: str | None = None
         self._children: dict[str, Any] = {}
         #: trial keys whose run creation failed: the server may have created the run after all
@@ -252,6 +245,27 @@ class Tracker:
         self._names: dict[str, str] = {}
         #: the id of the runs-table view this tracker saved on the experiment (see sweeps.mlflow_view)
         self.view_id: str | None = None
+
+    def _experiment(self, name: str) -> str:
+        """The experiment's id, created if MLflow has none by that name (restored if deleted).
+
+        Two launchers may start at once on a new experiment: the one whose create loses the race
+        takes the experiment the other just made.
+        """
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            location = embedded_artifacts(self.storage) if self.embedded else None
+            try:
+                return self.client.create_experiment(name, artifact_location=location)
+            except MlflowException:
+                found = self.client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            self.client.restore_experiment(found.experiment_id)
+        return found.experiment_id
 
     # -- the parent run -------------------------------------------------------------------------
     def find_parent(self) -> str | None:
