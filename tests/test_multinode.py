@@ -289,7 +289,7 @@ def test_a_sweep_on_a_three_node_cluster_survives_a_lost_worker_node(cluster, ti
 
 
 #: long enough that a trial is still training when its node dies, short enough for CI
-SFT_STEPS = 30
+SFT_STEPS = 16
 
 
 def sft_sweep(folder: Path, model: Path) -> Path:

@@ -96,29 +96,34 @@ def test_a_job_runs_its_sweep_on_a_two_node_ray_and_stops_only_its_own_ray(slurm
 
 def test_a_requeued_job_resumes_the_sweep_without_duplicates(slurm, tiny_model, tmp_path):
     name = "slurm-requeue"
-    path = sweep_file(tmp_path, tiny_model, name, trials=6, samples=3)
+    # 10 trials in groups of two, two at a time: three rounds, so that each requeue below lands
+    # while a round is still running
+    path = sweep_file(tmp_path, tiny_model, name, trials=10, samples=3)
     storage = tmp_path / "runs"
     job = slurm.submit(cwd=tmp_path, SWEEP_FILE=str(path))
 
+    def log() -> str:
+        return job_log(tmp_path, job) if (tmp_path / f"ray-sweep-{job}.out").exists() else ""
+
     # 1. The time-limit signal (what --signal=B:USR1@600 sends): the script stops the launcher
     #    cleanly and requeues its own job.
-    _wait_for(lambda: len(results(storage, name)) >= 1, timeout=900, what="a first finished trial")
+    _wait_for(lambda: len(results(storage, name)) >= 1, timeout=900, what="a first finished trial", log=log)
     first = results(storage, name)
     slurm.run("scancel", "--signal=USR1", "--batch", job)
-    _wait_for(lambda: int(slurm.job(job).get("Restarts", 0)) >= 1, timeout=300, what="the job's own requeue")
+    _wait_for(lambda: int(slurm.job(job).get("Restarts", 0)) >= 1, timeout=300, what="the job's own requeue", log=log)
 
     # 2. An administrator's requeue while it runs again.
     slurm.wait_state(job, ("RUNNING",), timeout=300)
-    _wait_for(lambda: len(results(storage, name)) > len(first), timeout=900, what="progress after the requeue")
+    _wait_for(lambda: len(results(storage, name)) > len(first), timeout=900, what="progress after the requeue", log=log)
     slurm.run("scontrol", "requeue", job)
-    _wait_for(lambda: int(slurm.job(job).get("Restarts", 0)) >= 2, timeout=300, what="the second requeue")
+    _wait_for(lambda: int(slurm.job(job).get("Restarts", 0)) >= 2, timeout=300, what="the second requeue", log=log)
 
     info = slurm.wait_state(job, ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), timeout=900)
-    log = job_log(tmp_path, job)
-    assert info["JobState"] == "COMPLETED", log[-4000:]
-    assert "requeueing job" in log and "(restart 1)" in log and "(restart 2)" in log
+    text = job_log(tmp_path, job)
+    assert info["JobState"] == "COMPLETED", text[-4000:]
+    assert "requeueing job" in text and "(restart 1)" in text and "(restart 2)" in text
     done = results(storage, name)
-    assert len(done) == 6 and all(r["status"] == "completed" for r in done.values())
+    assert len(done) == 10 and all(r["status"] == "completed" for r in done.values())
     for key, record in first.items():  # finished before the requeues: never run again
         assert done[key]["finished_at"] == record["finished_at"]
     runs = child_runs(storage, name)
@@ -132,9 +137,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:
+def _wait_for(condition, timeout: float, what: str, log=lambda: "") -> None:
+    """Poll until ``condition``; on timeout say what was awaited, with the tail of ``log()``."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {timeout:.0f}s")
+            raise TimeoutError(f"no {what} within {timeout:.0f}s\n{log()[-4000:]}")
         time.sleep(2)

@@ -216,6 +216,11 @@ def test_asha_stops_a_poor_lora_trial_and_the_next_trial_gets_its_cpus(trainer_s
     assert rows[good.key]["status"] == "done" and rows[third.key]["status"] in ("done", "stopped")
 
 
+#: steps of the trainings that are interrupted and resumed: a checkpoint every 4, so the kill
+#: (right after the first one, or the second) lands well before the end
+RESUMED_STEPS = 24
+
+
 def test_a_trial_killed_with_its_launcher_resumes_from_its_checkpoint(trainer_sweep, tiny_model, tmp_path):
     data = write_dataset(tmp_path / "sft.jsonl", count=60, kind="sft")
     storage = tmp_path / "runs"
@@ -227,10 +232,10 @@ def test_a_trial_killed_with_its_launcher_resumes_from_its_checkpoint(trainer_sw
             "dataset": str(data),
             "num_workers": 2,
             "zero_stage": 2,
-            "max_steps": 40,
+            "max_steps": RESUMED_STEPS,
             "batch_size": 2,
             "save_steps": 4,
-            "eval_steps": 40,
+            "eval_steps": RESUMED_STEPS,
             "max_new_tokens": 4,
         },
     )
@@ -253,7 +258,7 @@ def test_a_trial_killed_with_its_launcher_resumes_from_its_checkpoint(trainer_sw
     assert store.result(key) is None, "the trial finished before it could be interrupted"
     resume_from = latest_checkpoint(checkpoints)
     killed_at = int(resume_from.name.split("-")[1])
-    assert 4 <= killed_at < 40
+    assert 4 <= killed_at < RESUMED_STEPS
 
     resumed = sweeps_cli("resume", "killed-sft", "--storage", str(storage))
     output, _ = resumed.communicate(timeout=600)
@@ -261,11 +266,11 @@ def test_a_trial_killed_with_its_launcher_resumes_from_its_checkpoint(trainer_sw
     record = store.result(key)
     assert record["status"] == "completed" and record["attempt"] == 2
     # the step count goes on from the checkpoint: it does not restart from zero
-    assert record["info"]["resumed_from_step"] >= killed_at and record["info"]["global_step"] == 40
+    assert record["info"]["resumed_from_step"] >= killed_at and record["info"]["global_step"] == RESUMED_STEPS
     (run,) = child_runs(storage, "killed-sft")  # the same MLflow run, reattached
     steps = history(storage, run.info.run_id, "step")
     after = sorted(s for s in steps if s > record["info"]["resumed_from_step"])
-    assert after[0] == record["info"]["resumed_from_step"] + 1 and after[-1] == 40
+    assert after[0] == record["info"]["resumed_from_step"] + 1 and after[-1] == RESUMED_STEPS
     assert min(steps) == 1  # the first attempt's steps are in the same run
 
 
@@ -288,11 +293,11 @@ def test_a_trial_whose_worker_died_resumes_from_its_checkpoint(ray_session, trai
         fixed={
             "model": str(tiny_model),
             "dataset": str(data),
-            "max_steps": 40,
+            "max_steps": RESUMED_STEPS,
             "batch_size": 2,
             "zero_stage": 2,
             "save_steps": 4,
-            "eval_steps": 40,
+            "eval_steps": RESUMED_STEPS,
             "max_new_tokens": 4,
         },
     )
@@ -326,7 +331,7 @@ def test_a_trial_whose_worker_died_resumes_from_its_checkpoint(ray_session, trai
     # the retry said why, and went on from the first checkpoint
     assert "retrying after an error: the process of Ray Train worker rank 0 died" in " ".join(out.split())
     killed_at = checkpoint_step(latest_checkpoint(store.trial_dir(trial.key) / "checkpoints"))
-    assert kills[0][1] < killed_at < 40
+    assert kills[0][1] < killed_at < RESUMED_STEPS
     # what happened and what to do, not Ray's "Training failed due to worker errors:"
     message = failed["error"]["message"]
     assert message.startswith("the process of Ray Train worker rank 0 died"), message
@@ -336,7 +341,7 @@ def test_a_trial_whose_worker_died_resumes_from_its_checkpoint(ray_session, trai
     assert resumed.exit_code == 0, resumed.output
     record = store.result(trial.key)
     assert record["status"] == "completed" and record["attempt"] == 3
-    assert record["info"]["resumed_from_step"] == killed_at and record["info"]["global_step"] == 40
+    assert record["info"]["resumed_from_step"] == killed_at and record["info"]["global_step"] == RESUMED_STEPS
     (run,) = child_runs(storage, "dead-worker")  # the same MLflow run, reattached
     steps = history(storage, run.info.run_id, "step")
-    assert min(steps) == 1 and max(steps) == 40
+    assert min(steps) == 1 and max(steps) == RESUMED_STEPS
