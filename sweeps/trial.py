@@ -228,10 +228,22 @@ def wrap_class(cls: type, grouped: bool) -> type:
         def __begin(self, config: dict) -> dict | None:
             enter_launch_dir(config["trial"]["members"][0])
             self.__group = GroupRecorder(config["trial"])
-            self.__group.begin()
+            # An attempt is recorded (started.json) once Tune runs it, at its first step, not
+            # here: Tune may drop an actor still in its constructor (its node died while the model
+            # loaded, or a freed actor took the trial over), and such a start is no attempt.
+            self.__begun = False
             if not self.__group.configs:
                 return None  # every member finished in an earlier try: nothing to run
             return {"members": self.__group.configs} if grouped else self.__group.configs[0]
+
+        def __record_start(self) -> None:
+            if not self.__begun:
+                self.__group.begin()
+                self.__begun = True
+
+        def __fail(self, exc: BaseException) -> None:
+            self.__record_start()  # a failed attempt is an attempt: its result and start agree
+            self.__group.fail(exc)
 
         def setup(self, config: dict) -> None:
             inner = self.__begin(config)
@@ -240,7 +252,7 @@ def wrap_class(cls: type, grouped: bool) -> type:
             try:
                 super().setup(inner)
             except BaseException as exc:
-                self.__group.fail(exc)
+                self.__fail(exc)
                 raise
 
         def reset_config(self, new_config: dict) -> bool:
@@ -250,16 +262,17 @@ def wrap_class(cls: type, grouped: bool) -> type:
             try:
                 return bool(super().reset_config(inner))
             except BaseException as exc:
-                self.__group.fail(exc)
+                self.__fail(exc)
                 raise
 
         def step(self) -> dict:
             if not self.__group.configs:
                 return {"done": True}
+            self.__record_start()
             try:
                 result = super().step()
             except BaseException as exc:
-                self.__group.fail(exc)
+                self.__fail(exc)
                 raise
             if is_final(result):
                 return {**self.__group.finish(result), "done": True}
