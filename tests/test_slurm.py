@@ -54,6 +54,28 @@ def sweep_file(folder: Path, model: Path, name: str, trials: int, samples: int) 
     return path
 
 
+def sleeping_sweep_file(folder: Path, name: str, trials: int, seconds: float) -> Path:
+    """``trials`` noop trials of ``seconds`` each, two at a time: a sweep whose pace the test knows.
+
+    An evaluate sweep on the tiny model finishes a trial in under a second once its model is
+    loaded, so a signal sent after its first result can arrive when the sweep has already ended
+    (CI saw that). Here every round of two trials takes ``seconds``, so a requeue sent within a
+    few seconds of a result always lands mid-sweep.
+    """
+    spec = {
+        "name": name,
+        "workload": "noop",
+        "storage": str(folder / "runs"),
+        "resources": {"cpu": 1, "gpu": 0},
+        "max_concurrent": 2,
+        "fixed": {"seconds": seconds},
+        "grid": {"x": list(range(trials))},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
 def results(storage: Path, name: str) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in (storage / name).glob("*/result.json")}
 
@@ -94,11 +116,11 @@ def test_a_job_runs_its_sweep_on_a_two_node_ray_and_stops_only_its_own_ray(slurm
         shutil.rmtree(other_tmp, ignore_errors=True)
 
 
-def test_a_requeued_job_resumes_the_sweep_without_duplicates(slurm, tiny_model, tmp_path):
+def test_a_requeued_job_resumes_the_sweep_without_duplicates(slurm, tmp_path):
     name = "slurm-requeue"
-    # 10 trials in groups of two, two at a time: three rounds, so that each requeue below lands
-    # while a round is still running
-    path = sweep_file(tmp_path, tiny_model, name, trials=10, samples=3)
+    # 10 trials of 8 s, two at a time: five rounds of 8 s per attempt of the job, so each requeue
+    # below (sent within seconds of a result) lands while trials are still to run
+    path = sleeping_sweep_file(tmp_path, name, trials=10, seconds=8)
     storage = tmp_path / "runs"
     job = slurm.submit(cwd=tmp_path, SWEEP_FILE=str(path))
 
@@ -111,6 +133,7 @@ def test_a_requeued_job_resumes_the_sweep_without_duplicates(slurm, tiny_model, 
     first = results(storage, name)
     slurm.run("scancel", "--signal=USR1", "--batch", job)
     _wait_for(lambda: int(slurm.job(job).get("Restarts", 0)) >= 1, timeout=300, what="the job's own requeue", log=log)
+    assert len(results(storage, name)) < 10, "the sweep ended before its requeue: nothing to resume\n" + log()[-4000:]
 
     # 2. An administrator's requeue while it runs again.
     slurm.wait_state(job, ("RUNNING",), timeout=300)
