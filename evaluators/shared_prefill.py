@@ -195,10 +195,14 @@ def generate_group(
             continue
         try:
             kept[index] = [head_lengths(layer, shared.kept[index].get(i, [])) for i, layer in enumerate(cache.layers)]
-            start = time.perf_counter()
-            logits[index] = forward_at(model, ids[:, split:], cache, split) if split < length else prompt_logits
-            sync(device)
-            prefills[index] = forward_share + shared.seconds[index] + time.perf_counter() - start
+            question_seconds = 0.0  # query-aware: no question of its own, so the shares add up exactly
+            logits[index] = prompt_logits
+            if split < length:
+                start = time.perf_counter()
+                logits[index] = forward_at(model, ids[:, split:], cache, split)
+                sync(device)
+                question_seconds = time.perf_counter() - start
+            prefills[index] = forward_share + shared.seconds[index] + question_seconds
             sizes[index] = cache_bytes(cache)
         except Exception as exc:
             failures[index] = exc
