@@ -10,6 +10,7 @@ from tiny import build_model
 
 from evaluators.generation import generate
 from evaluators.kvcache import TECHNIQUES, LayerView
+from evaluators.kvcache import h2o as h2o_module
 from evaluators.kvcache.attention import install
 from evaluators.kvcache.base import ModelContext
 from evaluators.kvcache.duoattention import full_heads, read_pattern, write_pattern
@@ -109,6 +110,23 @@ def test_h2o_selects_heavy_hitters_by_attention_accumulated_over_all_queries():
     # token 2 collects ~0.8-0.97 from each of queries 2..6 (~4.4); token 0 is a sink: all of
     # query 0 and half of query 1 (~1.55); token 4 only ~0.11 from each of queries 4..6
     assert kept == [*heavy, 5, 6] and heavy == [0, 2]
+
+
+@pytest.mark.parametrize("chunk_elements", [2**26, 100])  # one chunk, or chunks of two queries (the last of one)
+def test_h2o_accumulated_attention_over_gqa_heads_and_query_chunks(monkeypatch, chunk_elements):
+    monkeypatch.setattr(h2o_module, "CHUNK_ELEMENTS", chunk_elements)
+    generator = torch.Generator().manual_seed(3)
+    kv_heads, groups, length, scaling = 2, 2, 11, 0.5
+    queries = torch.randn(1, kv_heads * groups, length, 4, generator=generator)
+    keys = torch.randn(1, kv_heads, length, 4, generator=generator)
+    got = accumulated_attention(LayerView(0, 1, queries, keys, keys, scaling))
+    for kv in range(kv_heads):  # each KV head: the mean over the query heads of its group
+        per_query_head = [
+            hand_accumulated(queries[:, kv * groups + g : kv * groups + g + 1], keys[:, kv : kv + 1], scaling)
+            for g in range(groups)
+        ]
+        expected = [sum(column) / groups for column in zip(*per_query_head, strict=True)]
+        assert got[0, kv].tolist() == pytest.approx(expected, abs=1e-5)
 
 
 def test_duoattention_head_split_follows_the_pattern_and_sparsity(pattern):

@@ -21,29 +21,33 @@ if TYPE_CHECKING:
 else:  # imported when a technique first computes: planning needs only the dataclasses
     torch = lazy_module("torch")
 
-#: attention logits computed per chunk of queries, so long prompts never need an L x L matrix
-CHUNK_ELEMENTS = 2**26
+#: attention logits computed per chunk of queries, so long prompts never need an L x L matrix;
+#: small enough to stay in a CPU's cache (4K tokens, 2 CPUs, with each chunk's causal key range:
+#: 0.66 s a layer, against 1.91 s for chunks of 2**26 over every key)
+CHUNK_ELEMENTS = 2**22
 
 
 def accumulated_attention(view: LayerView) -> torch.Tensor:
     """Attention each key receives, summed over all (causal) queries and averaged over each GQA group.
 
-    Returns ``[batch, kv_heads, tokens]`` in float32.
+    Returns ``[batch, kv_heads, tokens]`` in float32. A chunk of queries ending at ``end`` sees only
+    the keys before ``end``, so each chunk multiplies and normalises over those keys alone.
     """
     batch, kv_heads, length, dim = view.keys.shape
     groups = view.groups
     keys = view.keys.float().transpose(-1, -2)
     totals = torch.zeros(batch, kv_heads, length, device=view.keys.device)
     step = max(1, CHUNK_ELEMENTS // max(1, groups * kv_heads * length * batch))
-    key_pos = torch.arange(length, device=view.keys.device).view(1, length)
     for start in range(0, length, step):
         end = min(length, start + step)
         q = view.queries[:, :, start:end, :].float()
         q = q.reshape(batch, kv_heads, groups * (end - start), dim)
-        logits = torch.matmul(q, keys).view(batch, kv_heads, groups, end - start, length) * view.scaling
+        logits = torch.matmul(q, keys[..., :end]).view(batch, kv_heads, groups, end - start, end)
+        logits.mul_(view.scaling)
+        key_pos = torch.arange(end, device=logits.device).view(1, end)
         query_pos = torch.arange(start, end, device=logits.device).view(-1, 1)
-        logits = logits.masked_fill(key_pos > query_pos, float("-inf"))
-        totals += torch.softmax(logits, dim=-1).sum(dim=3).mean(dim=2)
+        logits.masked_fill_(key_pos > query_pos, float("-inf"))
+        totals[..., :end] += torch.softmax(logits, dim=-1).sum(dim=3).mean(dim=2)
     return totals
 
 
