@@ -18,26 +18,36 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import ray
-import torch
 from ray import tune
 
 from evaluators import config as evaluate_config
 from evaluators.config import EvaluateConfig
-from evaluators.generation import Generation, generate
-from evaluators.health import canary, health_tags, visible_text
 from evaluators.kvcache.base import KVTechnique, ModelContext
-from evaluators.loader import ModelCache
+from evaluators.lazy import lazy_module
 from evaluators.measure import MB, PeakMemory
-from evaluators.prompting import PromptRenderer
 from evaluators.quiet import quiet_libraries
 from evaluators.scoring import is_empty, split_thinking
-from evaluators.shared_prefill import Member, generate_group
-from evaluators.stopping import LineStop
 from evaluators.summary import health_metrics, mean, measurements, task_metrics
 from sweeps.workload import GroupResult, TrialResult
+
+if TYPE_CHECKING:
+    import torch
+
+    from evaluators import generation, health, loader, prompting, shared_prefill, stopping
+else:
+    # The model work's modules (torch, transformers) are imported in the worker when a trial first
+    # runs: the launcher imports this module only to hand the class to Tune, and importing them
+    # there cost it ~10 s of a 2-CPU machine before the sweep could start.
+    torch = lazy_module("torch")
+    generation = lazy_module("evaluators.generation")
+    health = lazy_module("evaluators.health")
+    loader = lazy_module("evaluators.loader")
+    prompting = lazy_module("evaluators.prompting")
+    shared_prefill = lazy_module("evaluators.shared_prefill")
+    stopping = lazy_module("evaluators.stopping")
 
 GENERATIONS = "generations.jsonl"
 
@@ -76,7 +86,7 @@ class EvaluateTrainable(tune.Trainable):
 
     def setup(self, config: dict) -> None:
         quiet_libraries()
-        self.models = ModelCache()
+        self.models = loader.ModelCache()
         self._begin(config)
 
     def reset_config(self, new_config: dict) -> bool:
@@ -95,12 +105,12 @@ class EvaluateTrainable(tune.Trainable):
         self.request = evaluate_config.model_request(self.settings, self.device)
         self.loaded, self.fresh_load = self.models.get(self.request)
         if self.fresh_load:
-            self.canary_answer = canary(self.loaded, self.settings.chat_template, self.request.describe())
-        self.renderer = PromptRenderer(self.loaded.tokenizer, self.settings.chat_template)
+            self.canary_answer = health.canary(self.loaded, self.settings.chat_template, self.request.describe())
+        self.renderer = prompting.PromptRenderer(self.loaded.tokenizer, self.settings.chat_template)
         self.members = [self._member(trial) for trial in trials]
         self.samples = self.task.samples(self.settings.samples, self.settings.seed, self.renderer.length)
         self.max_new_tokens = self.settings.max_new_tokens or self.task.max_new_tokens
-        self.stop = LineStop.for_tokenizer(self.loaded.tokenizer) if self.task.stop_at_newline else None
+        self.stop = stopping.LineStop.for_tokenizer(self.loaded.tokenizer) if self.task.stop_at_newline else None
         self.index = 0
         self.prefills = 0
         self.memory = PeakMemory(self.device)
@@ -124,10 +134,10 @@ class EvaluateTrainable(tune.Trainable):
         shareable = len(active) > 1 and all(m.technique.shares_prefill for m in active)
         settings = {"max_new_tokens": self.max_new_tokens, "eos_ids": self.loaded.eos_ids, "stop": self.stop}
         if shareable:
-            group = generate_group(
+            group = shared_prefill.generate_group(
                 self.loaded.model,
                 ids,
-                [Member(m.technique, m.settings.kv_bits) for m in active],
+                [shared_prefill.Member(m.technique, m.settings.kv_bits) for m in active],
                 compress_until=compress_until,
                 # on an H200, batched decoding measured 2.6x slower than one by one (README, Trial groups)
                 batch_decode=self.device == "cpu" if self.settings.batch_decode is None else self.settings.batch_decode,
@@ -139,7 +149,7 @@ class EvaluateTrainable(tune.Trainable):
         for member in active:
             try:
                 outcomes.append(
-                    generate(
+                    generation.generate(
                         self.loaded.model,
                         ids,
                         member.technique,
@@ -174,10 +184,10 @@ class EvaluateTrainable(tune.Trainable):
             return {"samples_done": self.index}
         return self._finish()
 
-    def _record(self, member: MemberRun, sample, result: Generation, shared_seconds: float) -> None:
+    def _record(self, member: MemberRun, sample, result: generation.Generation, shared_seconds: float) -> None:
         """Score one member's output on a sample and append its row to its own generations file."""
         start = time.perf_counter()
-        output = visible_text(self.loaded.tokenizer, result.token_ids)
+        output = health.visible_text(self.loaded.tokenizer, result.token_ids)
         thinking = split_thinking(output, self.renderer.opens_thinking)
         scored = self.task.score(thinking.answer, sample)
         thinking_tokens = (
@@ -241,7 +251,7 @@ class EvaluateTrainable(tune.Trainable):
             metrics=metrics,
             artifacts=member.artifacts,
             missing=missing,
-            tags=health_tags(metrics, self.renderer.off_for_chat_model),
+            tags=health.health_tags(metrics, self.renderer.off_for_chat_model),
             info={
                 "model_load_seconds": self.loaded.load_seconds,
                 "model_loaded_by_trial": self.fresh_load,
