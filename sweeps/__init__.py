@@ -1,7 +1,8 @@
 """llm-sweeps: sweeps for LLM efficiency research, and reading them back.
 
 ``sweeps.load(name, storage="./runs")`` gives a finished or running sweep as a ``Study``:
-its plan, the trials' statuses, ``to_pandas()`` and ``report()``. Imports stay cheap: the
+its plan, the trials' statuses, ``to_pandas()`` and ``report()``. ``sweeps.plan_file(path)``
+plans a sweep file as ``sweeps launch`` would, without running it. Imports stay cheap: the
 study modules (pandas, plotly, matplotlib) load on first use.
 """
 
@@ -11,11 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sweeps.study import Study, load
+    from sweeps.sweep_file import plan_file
 
-__all__ = ["Study", "load"]
+__all__ = ["Study", "load", "plan_file"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "plan_file":
+        from sweeps.sweep_file import plan_file
+
+        return plan_file
     if name in __all__:
         from sweeps import study
 

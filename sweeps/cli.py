@@ -18,9 +18,9 @@ from sweeps import spec as spec_module
 from sweeps.errors import FieldError, SpecError, bad_choice, describe
 from sweeps.fielddocs import Parameter, parameters, summary
 from sweeps.groups import describe as describe_groups
-from sweeps.plan import Plan, make_plan
-from sweeps.secrets import REDACTED, fill_from_env, secret_leaves
+from sweeps.plan import Plan
 from sweeps.store import SweepStore
+from sweeps.sweep_file import plan_file
 from sweeps.tables import counts_line, metric_names, notes, plan_table, state_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
@@ -35,36 +35,6 @@ ADDRESS_HELP = (
     "Ray cluster to join: host:port, or auto for the one `ray start` runs on this machine "
     "(default: RAY_ADDRESS; without either, a local Ray of the launcher's own on 127.0.0.1)."
 )
-
-
-def _load_plan(file: Path, overrides: list[str], needs_secrets: bool = True) -> tuple[Plan, dict]:
-    """The plan of a sweep file; ``needs_secrets``: redacted secrets ('***') come from the environment."""
-    spec, raw = spec_module.load(file, overrides)
-    if needs_secrets and any(value == REDACTED for _, value in secret_leaves(raw)):
-        _secrets_from_env(raw, str(file))
-        spec = spec_module.parse(raw, str(file))
-    try:
-        return make_plan(spec), raw
-    except SpecError as exc:
-        raise SpecError(exc.errors, str(file)) from None
-
-
-def _secrets_from_env(raw: dict, source: str) -> None:
-    """Fill the file's redacted secrets (as `sweeps launch` stores them) from the environment, in place."""
-    missing = fill_from_env(raw)
-    if missing:
-        raise SpecError(
-            [
-                FieldError(
-                    path,
-                    f"this secret is stored redacted ('{REDACTED}') and the environment variable {var} is not set",
-                    REDACTED,
-                    hint=f"export {var}=<the secret> and run again",
-                )
-                for path, var in missing
-            ],
-            source,
-        )
 
 
 def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
@@ -96,7 +66,7 @@ def _locate(ref: str, storage: str) -> tuple[SweepStore, Path]:
 def plan(file: Path, set_: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
     """Print the trials of a sweep file (key and varying parameters) without running anything."""
     started = time.perf_counter()
-    sweep, _ = _load_plan(file, set_, needs_secrets=False)
+    sweep, _ = plan_file(file, set_, needs_secrets=False)
     spec = sweep.spec
     store = SweepStore(spec.sweep_dir)
     pending = [t for t in sweep.trials if not store.is_done(t.key)]
@@ -186,7 +156,7 @@ def launch(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the workers' own logs."),
 ) -> None:
     """Run every trial of a sweep file that has not completed yet, tracked in MLflow."""
-    sweep, raw = _load_plan(file, set_)
+    sweep, raw = plan_file(file, set_)
     _launch(sweep, raw, address, verbose)
 
 
@@ -199,7 +169,7 @@ def resume(
 ) -> None:
     """Continue an interrupted sweep from storage: only trials that have not completed run."""
     store, _ = _locate(name, storage)
-    sweep, raw = _load_plan(store.spec_path(), [])
+    sweep, raw = plan_file(store.spec_path(), [])
     _launch(sweep, raw, address, verbose)
 
 

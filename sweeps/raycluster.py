@@ -220,7 +220,8 @@ def connect_ray(address: str | None, verbose: bool = False) -> bool:
     return True
 
 
-def _local_node() -> Node:
+def local_node() -> Node:
+    """This machine as the one node of a local Ray: what the launcher may use of it."""
     return Node(cpu=float(local_cpus()), gpu=float(local_gpus()), memory=local_memory())
 
 
@@ -305,7 +306,7 @@ def prepare_ray(
             raise SpecError(errors)
         return chosen
     if not target:
-        errors = impossible(plan, trials, [_local_node()], "the local Ray")
+        errors = impossible(plan, trials, [local_node()], "the local Ray")
         if errors:
             raise SpecError(errors)
         return chosen

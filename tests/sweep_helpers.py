@@ -11,14 +11,14 @@ from pathlib import Path
 from mlflow import MlflowClient
 from rich.console import Console
 
-from sweeps import cli
+import sweeps
 from sweeps.runner import launch
 from sweeps.tracking import embedded_uri
 
 
 def run_file(path: Path, *overrides: str):
     """Launch a sweep file in this process (on the session's Ray); returns the plan, summary and output."""
-    plan, raw = cli._load_plan(path, list(overrides))
+    plan, raw = sweeps.plan_file(path, list(overrides))
     out = io.StringIO()
     summary = launch(plan, raw, console=Console(file=out, width=200))
     return plan, summary, out.getvalue()

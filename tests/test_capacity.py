@@ -102,12 +102,11 @@ def test_each_bundle_must_fit_on_one_node_not_only_in_the_totals():
 
 def test_a_sweep_that_fits_is_not_refused(tmp_path, tiny_model):
     """The check refuses only what can never run: one worker with every CPU fits (no trial is run here)."""
-    from sweeps.plan import make_plan
-    from sweeps.raycluster import _local_node, impossible
-    from sweeps.spec import load
+    from sweeps import plan_file
+    from sweeps.raycluster import impossible, local_node
 
     path = sft_sweep(tmp_path, tiny_model, num_workers=1)
-    plan = make_plan(load(path)[0])
-    assert impossible(plan, plan.trials, [_local_node()], "the local Ray") == []
-    too_big = make_plan(load(path, ["fixed.num_workers=2"])[0])
-    assert len(impossible(too_big, too_big.trials, [_local_node()], "the local Ray")) == 1
+    plan, _ = plan_file(path)
+    assert impossible(plan, plan.trials, [local_node()], "the local Ray") == []
+    too_big, _ = plan_file(path, ["fixed.num_workers=2"])
+    assert len(impossible(too_big, too_big.trials, [local_node()], "the local Ray")) == 1

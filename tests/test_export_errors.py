@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import sweeps
 from sweeps import cli
 from sweeps.store import SweepStore
 
@@ -20,7 +21,7 @@ def stored_sweep(sweep_file):
         fixed={"model": "smollm2-135m-instruct", "task": "passkey", "context_length": 256, "samples": 1},
         grid={"method": [{"technique": "baseline"}, {"technique": "streamingllm", "cache_size": 64}]},
     )
-    plan, raw = cli._load_plan(path, [])
+    plan, raw = sweeps.plan_file(path, [])
     store = SweepStore(plan.spec.sweep_dir)
     store.save_spec(raw)
     store.save_plan(plan.records())

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from sweep_helpers import child_runs, run_file
 from typer.testing import CliRunner
 
+import sweeps
 from sweeps import cli
 from sweeps.spec import SchedulerSpec
 from sweeps.store import SweepStore
@@ -143,7 +144,7 @@ def test_a_failing_trial_is_recorded_and_the_others_go_on(ray_session, sweep_fil
     result = CliRunner().invoke(cli.app, ["launch", str(path)])
     assert result.exit_code == 1, result.output
     assert "1 trial(s) failed" in result.output
-    plan, _ = cli._load_plan(path, [])
+    plan, _ = sweeps.plan_file(path, [])
     store = SweepStore(plan.spec.sweep_dir)
     records = {t.config["chat_template"]: store.result(t.key) for t in plan.trials}
     assert records["auto"]["status"] == "completed" and records["off"]["status"] == "completed"
@@ -179,8 +180,8 @@ def test_export_writes_one_row_per_trial_with_params_and_metrics(ray_session, ev
     path = evaluate_sweep(name="exp", grid={"method": [{"technique": "streamingllm", "cache_size": [32, 64]}]})
     plan, _, _ = run_file(path)
     # grow the plan without running it: the new cell must show up as a pending row
-    cli._load_plan(path, [])
-    grown, _ = cli._load_plan(path, ["grid.method[0].cache_size=[32, 64, 128]"])
+    sweeps.plan_file(path, [])
+    grown, _ = sweeps.plan_file(path, ["grid.method[0].cache_size=[32, 64, 128]"])
     SweepStore(grown.spec.sweep_dir).save_plan(grown.records())
     runner = CliRunner()
     for fmt in ("csv", "parquet"):
@@ -219,7 +220,7 @@ def test_a_trial_failing_after_the_scheduler_stopped_it_stays_stopped(evaluate_s
     from sweeps.runner import driver_records, trial_config
     from sweeps.trial import TrialRecorder
 
-    plan, _ = cli._load_plan(evaluate_sweep("raced"), [])
+    plan, _ = sweeps.plan_file(evaluate_sweep("raced"), [])
     plan.spec.scheduler = SchedulerSpec(metric="score", mode="max")
     store = SweepStore(plan.spec.sweep_dir)
     trial = plan.trials[0]

@@ -142,7 +142,7 @@ def test_import_sweeps_stays_cheap():
     code = f"import sys, sweeps; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    assert sweeps.__all__ == ["Study", "load"]
+    assert sweeps.__all__ == ["Study", "load", "plan_file"]
 
 
 def test_cli_rejects_a_bad_axis_before_writing_anything(tmp_path):
@@ -250,6 +250,12 @@ def test_training_sweep_curves_join_launches_and_mark_stops(tmp_path):
     )
     assert f"{stopped_name} (stopped)" in files.page.read_text()  # the legend says it; its curve ends in a cross
     assert {p.name for p in files.figures} >= {"curves.png", "curves.pdf", "completeness.png"}
+    # final metrics per LoRA setting, as each trial's result holds them (a failed one has none)
+    final = pd.read_csv(files.tables["configurations"]).set_index("lora_r")
+    assert final.loc[8, ["eval_accuracy", "eval_loss"]].tolist() == [0.5, 1.1]
+    assert final.loc[16, "eval_loss"] == 1.9 and pd.isna(final.loc[16, "eval_accuracy"])
+    assert final.loc[32, ["eval_accuracy", "eval_loss"]].isna().all()
+    assert "<h2>Final metrics per setting</h2>" in files.page.read_text()
     completeness = pd.read_csv(files.tables["completeness"])
     assert list(completeness.columns[:2]) == ["model", "lora_r"]  # one model: the LoRA axis shows the holes
     assert completeness[["done", "stopped", "failed"]].sum().tolist() == [1, 1, 1]

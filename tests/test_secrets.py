@@ -17,7 +17,7 @@ from ray import tune
 from rich.console import Console
 from sweep_helpers import child_runs
 
-from sweeps import cli, registry
+from sweeps import cli, plan_file, registry
 from sweeps.errors import SpecError
 from sweeps.plan import Plan, make_plan, varying_keys
 from sweeps.runner import launch
@@ -80,7 +80,7 @@ def test_run_names_and_plan_output_never_show_a_secret(monkeypatch, secret_sweep
     path = secret_sweep(fixed={"hf_token": PLANTED})
     code, out = sweeps(monkeypatch, "plan", str(path))
     assert code == 0 and "baseline" in out and PLANTED not in out and "hf_token" not in out
-    plan, _ = cli._load_plan(path, [])
+    plan, _ = plan_file(path, [])
     # Trials that differ only in a secret (make_plan refuses them; a plan built by hand must not leak either)
     other = replace(plan.trials[0], config={**plan.trials[0].config, "hf_token": OTHER}, key="0" * 10)
     trials = [*plan.trials, other]
@@ -116,7 +116,7 @@ def test_validation_errors_never_echo_a_secret(monkeypatch, secret_sweep, fixed,
 
 def test_stored_sweep_file_is_redacted_and_resume_takes_the_secret_from_the_environment(monkeypatch, secret_sweep):
     path = secret_sweep(fixed={"hf_token": PLANTED})
-    plan, raw = cli._load_plan(path, [])
+    plan, raw = plan_file(path, [])
     store = SweepStore(plan.spec.sweep_dir)
     store.save_spec(raw)  # what launch stores
     assert PLANTED not in store.spec_path().read_text() and "hf_token: '***'" in store.spec_path().read_text()
@@ -127,7 +127,7 @@ def test_stored_sweep_file_is_redacted_and_resume_takes_the_secret_from_the_envi
     assert sorted(p.name for p in store.root.iterdir()) == ["sweep.yaml"]  # refused before any work
 
     monkeypatch.setenv("HF_TOKEN", OTHER)
-    resumed, raw_again = cli._load_plan(store.spec_path(), [])  # what resume loads
+    resumed, raw_again = plan_file(store.spec_path(), [])  # what resume loads
     assert {t.key for t in resumed.trials} == {t.key for t in plan.trials}
     assert all(t.config["hf_token"] == OTHER for t in resumed.trials)
     store.save_spec(raw_again)
@@ -197,7 +197,7 @@ def test_the_trial_receives_the_secret_although_tune_never_holds_it(ray_session,
     """The evaluate workload's path: a class trainable whose actor Tune reuses for the next trial."""
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import tests/
     path = secret_sweep(name="probe", fixed={"hf_token": PLANTED})
-    plan, raw = cli._load_plan(path, [])
+    plan, raw = plan_file(path, [])
     plan.workload = _ProbeWorkload(_ProbeTrainable, reuse=True)
     summary = launch(plan, raw, console=Console(file=io.StringIO()))
     store = SweepStore(plan.spec.sweep_dir)
@@ -247,7 +247,7 @@ def test_a_real_sweep_leaks_a_planted_token_nowhere(ray_session, monkeypatch, ca
     code, out = sweeps(monkeypatch, "launch", str(path), "--set", f"fixed.hf_token={OTHER}")
     assert code == 0, out
     outputs = [out]
-    plan, _ = cli._load_plan(path, [])
+    plan, _ = plan_file(path, [])
     storage = plan.spec.storage_path
     kids = child_runs(storage, "leak")
     assert {r.info.run_name for r in kids} == {"baseline", "streamingllm · c32 s4"}

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sweep_helpers import child_runs
 
+import sweeps
 from sweeps import cli, storage_full
 from sweeps.store import SweepStore, write_json
 
@@ -144,7 +145,7 @@ def test_a_result_that_is_not_a_whole_record_means_not_finished(tmp_path, conten
 
 def test_a_sweep_with_broken_files_in_storage_still_shows_its_status(tmp_path, sweep_file, monkeypatch, capsys):
     path = sweep_file(name="broken", fixed={"model": "smollm2-135m-instruct", "task": "passkey", "samples": 1})
-    plan, raw = cli._load_plan(path, [])
+    plan, raw = sweeps.plan_file(path, [])
     store = SweepStore(plan.spec.sweep_dir)
     store.save_spec(raw)
     store.save_plan(plan.records())

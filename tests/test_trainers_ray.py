@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from sweep_helpers import child_runs, finished_label, run_file, sweeps_cli
 from typer.testing import CliRunner
 
+import sweeps
 from sweeps import cli
 from sweeps.runner import local_cpus
 from sweeps.store import SweepStore
@@ -191,7 +192,7 @@ def test_asha_stops_a_poor_lora_trial_and_the_next_trial_gets_its_cpus(trainer_s
         output, _ = launcher.communicate()
         pytest.fail(f"the sweep did not finish: the trial after the stopped one never got its CPUs\n{output[-3000:]}")
     assert launcher.returncode == 0, output
-    plan, _ = cli._load_plan(path, [])
+    plan, _ = sweeps.plan_file(path, [])
     good, poor, third = plan.trials
     store = SweepStore(plan.spec.sweep_dir)
     assert store.result(good.key)["metrics"]["step"] == 8

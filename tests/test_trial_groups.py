@@ -15,6 +15,7 @@ import pytest
 from sweep_helpers import child_runs, run_file
 from typer.testing import CliRunner
 
+import sweeps
 from sweeps import cli
 from sweeps.groups import concurrent_slots, pack
 from sweeps.plan import Trial
@@ -159,7 +160,7 @@ def test_plan_shows_the_groups_and_a_relaunch_runs_only_new_members(ray_session,
     # the launch says what the group saved: 2 samples x 4 trials, one prefill per sample
     assert "Shared prefills: 2 prompt prefill(s) for 8 trial-sample(s), 6 saved" in launched.output
     assert re.search(r"\(ran 4, skipped 0 already completed\) in [\d.]+ s", launched.output), launched.output
-    plan, _ = cli._load_plan(path, [])
+    plan, _ = sweeps.plan_file(path, [])
     first = {t.key: SweepStore(plan.spec.sweep_dir).result(t.key)["finished_at"] for t in plan.trials}
     grown, summary, out = run_file(path, "grid.method[1].cache_size=[32,64,48,96]")
     assert summary.skipped == 4 and summary.ran == 2 and summary.counts["done"] == 6
