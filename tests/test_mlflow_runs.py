@@ -119,7 +119,7 @@ def test_unset_parameters_are_not_logged_and_times_are_readable(launched_sweep):
 
 
 def test_the_parent_run_answers_the_sweep(launched_sweep, tmp_path):
-    _, plan, _, _ = launched_sweep
+    _, plan, launched, _ = launched_sweep
     client, experiment, kids, parent = read_back(plan)
     store = SweepStore(plan.spec.sweep_dir)
     scores = {t.key: store.result(t.key)["metrics"]["score"] for t in plan.trials}
@@ -153,6 +153,9 @@ def test_the_parent_run_answers_the_sweep(launched_sweep, tmp_path):
         view["selectedColumns"]
     )
     assert view["runsHiddenMode"] == "SHOW_ALL"
+    # the link the launch prints opens that view, in model-training mode
+    runs = f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    assert launched.runs_url.endswith(f"{runs}&viewStateShareKey=sweep-readable"), launched.runs_url
 
 
 def test_sweeps_report_refreshes_the_parent_run(launched_sweep):

@@ -124,6 +124,11 @@ def test_sweeps_list_shows_each_parameter_with_type_default_and_its_own_help():
         assert f"{name}  {summary(task)}" in tasks
     assert field_docs(TASKS["niah"])["haystack"] in tasks
 
+    rewards = runner.invoke(cli.app, ["list", "rewards"])
+    assert rewards.exit_code == 0, rewards.output
+    for name, reward in REWARDS.items():  # each with its one line, from its own docstring
+        assert f"{name}  {summary(reward)}" in rewards.output
+
     wrong = runner.invoke(cli.app, ["list", "reward"])
     assert isinstance(wrong.exception, SpecError) and "did you mean 'rewards'?" in wrong.exception.render()
 
