@@ -36,22 +36,25 @@ def slurm(tmp_path_factory):
     cluster.stop()
 
 
+def write_sweep(folder: Path, name: str, **fields) -> Path:
+    """The sweep file ``name`` in ``folder``, stored under ``folder/runs``: one CPU a trial, two at a time."""
+    spec = {"name": name, "storage": str(folder / "runs"), "resources": {"cpu": 1, "gpu": 0}, "max_concurrent": 2}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**spec, **fields}))
+    return path
+
+
 def sweep_file(folder: Path, model: Path, name: str, trials: int, samples: int) -> Path:
     """A small evaluate sweep of ``trials`` cache sizes, stored in ``folder``."""
-    spec = {
-        "name": name,
-        "workload": "evaluate",
-        "storage": str(folder / "runs"),
-        "resources": {"cpu": 1, "gpu": 0},
-        "max_concurrent": 2,
+    return write_sweep(
+        folder,
+        name,
+        workload="evaluate",
         # trial groups of two: results land group by group, so a requeue finds some done and some not
-        "share_prefill": {"max_group": 2},
-        "fixed": {"model": str(model), "task": "passkey", "context_length": 256, "samples": samples},
-        "grid": {"method": [{"technique": "streamingllm", "cache_size": [32 + 16 * i for i in range(trials)]}]},
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+        share_prefill={"max_group": 2},
+        fixed={"model": str(model), "task": "passkey", "context_length": 256, "samples": samples},
+        grid={"method": [{"technique": "streamingllm", "cache_size": [32 + 16 * i for i in range(trials)]}]},
+    )
 
 
 def sleeping_sweep_file(folder: Path, name: str, trials: int, seconds: float) -> Path:
@@ -62,18 +65,7 @@ def sleeping_sweep_file(folder: Path, name: str, trials: int, seconds: float) ->
     (CI saw that). Here every round of two trials takes ``seconds``, so a requeue sent within a
     few seconds of a result always lands mid-sweep.
     """
-    spec = {
-        "name": name,
-        "workload": "noop",
-        "storage": str(folder / "runs"),
-        "resources": {"cpu": 1, "gpu": 0},
-        "max_concurrent": 2,
-        "fixed": {"seconds": seconds},
-        "grid": {"x": list(range(trials))},
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return write_sweep(folder, name, workload="noop", fixed={"seconds": seconds}, grid={"x": list(range(trials))})
 
 
 def results(storage: Path, name: str) -> dict[str, dict]:
