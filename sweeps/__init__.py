@@ -8,6 +8,7 @@ study modules (pandas, plotly, matplotlib) load on first use.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,13 +18,11 @@ if TYPE_CHECKING:
 __all__ = ["Study", "load", "plan_file"]
 
 
+#: where each public name lives, imported on first use
+_HOMES = {"Study": "sweeps.study", "load": "sweeps.study", "plan_file": "sweeps.sweep_file"}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "plan_file":
-        from sweeps.sweep_file import plan_file
-
-        return plan_file
-    if name in __all__:
-        from sweeps import study
-
-        return getattr(study, name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'sweeps' has no attribute {name!r}")

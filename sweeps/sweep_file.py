@@ -25,7 +25,7 @@ def plan_file(file: str | Path, overrides: Sequence[str] = (), *, needs_secrets:
     """
     spec, raw = spec_module.load(file, list(overrides))
     if needs_secrets and any(value == REDACTED for _, value in secret_leaves(raw)):
-        secrets_from_env(raw, str(file))
+        _secrets_from_env(raw, str(file))
         spec = spec_module.parse(raw, str(file))
     try:
         return make_plan(spec), raw
@@ -33,7 +33,7 @@ def plan_file(file: str | Path, overrides: Sequence[str] = (), *, needs_secrets:
         raise SpecError(exc.errors, str(file)) from None
 
 
-def secrets_from_env(raw: dict, source: str) -> None:
+def _secrets_from_env(raw: dict, source: str) -> None:
     """Fill the file's redacted secrets (as `sweeps launch` stores them) from the environment, in place."""
     missing = fill_from_env(raw)
     if missing:
