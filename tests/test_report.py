@@ -261,6 +261,26 @@ def test_training_sweep_curves_join_launches_and_mark_stops(tmp_path):
     assert completeness[["done", "stopped", "failed"]].sum().tolist() == [1, 1, 1]
 
 
+def test_final_metrics_never_average_a_stopped_seed_with_a_finished_one(tmp_path):
+    trials = [
+        (_lora(8), "completed", {"eval_loss": 1.1}, {}),
+        ({**_lora(8), "seed": 1}, "completed", {"eval_loss": 1.3}, {}),
+        ({**_lora(8), "seed": 2}, "stopped", {"eval_loss": 2.5}, {}),  # ASHA cut it short: a worse, earlier loss
+        (_lora(16), "stopped", {"eval_loss": 1.9}, {}),
+    ]
+    write_study(tmp_path, "lora", "sft", trials)
+    files = sweeps.load("lora", storage=tmp_path).report()
+    table = pd.read_csv(files.tables["configurations"])
+    assert table[["lora_r", "state", "n"]].values.tolist() == [
+        [8, "done", 2],
+        [8, "stopped: asha", 1],
+        [16, "stopped: asha", 1],
+    ]
+    assert table["eval_loss"].tolist() == pytest.approx([1.2, 2.5, 1.9])
+    final = files.page.read_text().split("<h2>Final metrics per setting</h2>")[1]
+    assert final.count("<td>stopped: asha</td>") == 2 and final.count("<td>done</td>") == 1
+
+
 def test_report_of_a_real_sweep_matches_its_results(ray_session, sweep_file, tiny_model):
     from sweep_helpers import run_file
 

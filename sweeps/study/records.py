@@ -120,6 +120,36 @@ def aggregate_seeds(records: Records, frame: pd.DataFrame | None = None) -> pd.D
     return pd.DataFrame(out)
 
 
+def per_setting(records: Records) -> pd.DataFrame:
+    """Seeds aggregated per (configuration, state): one row each, its ``state`` beside the metrics.
+
+    A trial the scheduler stopped early reports the metrics of a shorter run; averaged with a seed
+    that trained to the end it would show a number no run had. Its row says who stopped it
+    (``stopped: asha on eval_loss``). Settings keep the plan's order, states the order of ``STATES``.
+    """
+    frame = records.frame
+    if frame.empty:
+        return aggregate_seeds(records).assign(state=pd.Series(dtype=str))
+    ids = frame.apply(lambda row: config_id(row, records.params), axis=1)
+    setting_order = {config: i for i, config in enumerate(dict.fromkeys(ids))}
+    setting_of = dict(zip(frame["key"], ids, strict=True))
+    parts = []
+    for rank, state in enumerate(STATES):
+        members = frame[frame["state"] == state]
+        if members.empty:
+            continue
+        part = aggregate_seeds(records, members)
+        label = state
+        if state == STOPPED:
+            by = sorted({str(b) for b in members["stopped_by"].dropna()})
+            label = f"{STOPPED}: {', '.join(by)}" if by else STOPPED
+        part.insert(part.columns.get_loc("keys"), "state", label)
+        part["_order"] = [(setting_order[setting_of[keys.split()[0]]], rank) for keys in part["keys"]]
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
 def finished(records: Records, include_unhealthy: bool) -> pd.DataFrame:
     """Done trials (and, when asked, unhealthy ones): what fronts, heatmaps and summaries compare."""
     frame = records.frame

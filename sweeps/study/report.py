@@ -12,7 +12,7 @@ import pandas as pd
 from sweeps.errors import FieldError, SpecError
 from sweeps.store import SweepStore
 from sweeps.study import budgets, completeness, figures, fronts, heatmaps, page, training
-from sweeps.study.records import STATES, UNHEALTHY, Records, aggregate_seeds
+from sweeps.study.records import STATES, UNHEALTHY, Records, per_setting
 
 PAGE = "report.html"
 TRAINING_WORKLOADS = ("sft", "grpo")
@@ -81,7 +81,8 @@ def write(records: Records, store: SweepStore, folder: Path, options: ReportOpti
         + "</p>"
     )
     _table(files, "trials", records.frame)
-    _table(files, "configurations", aggregate_seeds(records))
+    settings = per_setting(records)
+    _table(files, "configurations", settings)
 
     matrix_axes = completeness.default_axes(records)
     matrix = completeness.matrix(records, matrix_axes)
@@ -133,10 +134,9 @@ def write(records: Records, store: SweepStore, folder: Path, options: ReportOpti
             view.heading("Training curves", "per trial; × marks a trial the scheduler (ASHA) stopped")
             view.figure(page.curve_figure(curves), "curves", lines=curves["key"].nunique())
             files.figures += figures.curve_figure(curves, folder)
-        final = aggregate_seeds(records)
-        shown = [c for c in [*records.axes, "n", *records.metrics] if c in final.columns and c != "seed"]
-        view.heading("Final metrics per setting")
-        view.raw(page.table_html(final[shown], "final"))
+        shown = [c for c in [*records.axes, "state", "n", *records.metrics] if c in settings.columns and c != "seed"]
+        view.heading("Final metrics per setting", "seeds averaged per state: stopped runs apart")
+        view.raw(page.table_html(settings[shown], "final"))
 
     files.page.write_text(view.render(), encoding="utf-8")
     return files
