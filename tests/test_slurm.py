@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import write_sweep
 from slurm_cluster import SlurmCluster, missing_tools
 from sweep_helpers import child_runs
 
@@ -36,17 +36,15 @@ def slurm(tmp_path_factory):
     cluster.stop()
 
 
-def write_sweep(folder: Path, name: str, **fields) -> Path:
+def job_sweep(folder: Path, name: str, **fields) -> Path:
     """The sweep file ``name`` in ``folder``, stored under ``folder/runs``: one CPU a trial, two at a time."""
     spec = {"name": name, "storage": str(folder / "runs"), "resources": {"cpu": 1, "gpu": 0}, "max_concurrent": 2}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({**spec, **fields}))
-    return path
+    return write_sweep(folder / f"{name}.yaml", **{**spec, **fields})
 
 
 def sweep_file(folder: Path, model: Path, name: str, trials: int, samples: int) -> Path:
     """A small evaluate sweep of ``trials`` cache sizes, stored in ``folder``."""
-    return write_sweep(
+    return job_sweep(
         folder,
         name,
         workload="evaluate",
@@ -65,7 +63,7 @@ def sleeping_sweep_file(folder: Path, name: str, trials: int, seconds: float) ->
     (CI saw that). Here every round of two trials takes ``seconds``, so a requeue sent within a
     few seconds of a result always lands mid-sweep.
     """
-    return write_sweep(folder, name, workload="noop", fixed={"seconds": seconds}, grid={"x": list(range(trials))})
+    return job_sweep(folder, name, workload="noop", fixed={"seconds": seconds}, grid={"x": list(range(trials))})
 
 
 def results(storage: Path, name: str) -> dict[str, dict]:
